@@ -1,0 +1,134 @@
+// Command nta-exporter exports the wiring and traffic of a virtualized Linux
+// host as Prometheus metrics: network namespaces, bridges, veth pairs,
+// Docker networks and containers, per-interface and per-container counters.
+//
+//	nta-exporter [flags]                 serve /metrics (default)
+//	nta-exporter topology [--format F]   print the host topology once
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/tangfeixiong/nta/collector"
+	"github.com/tangfeixiong/nta/dockerview"
+	"github.com/tangfeixiong/nta/hostnet"
+)
+
+// defaultListenAddress is nta's port: outside 9090/9093/9100 and the other
+// well-known exporter ports.
+const defaultListenAddress = ":9819"
+
+// exitUsage is the exit code for bad flags or arguments.
+const exitUsage = 2
+
+// options are the flags shared by every command.
+type options struct {
+	procPath     string
+	netnsDirs    []string
+	dockerHost   string
+	dockerResync time.Duration
+	dockerTO     time.Duration
+	log          promslog.Config
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and runs the chosen command; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("nta-exporter", "Prometheus exporter of a virtualized host's network topology and traffic.")
+	app.Version(version.Print("nta-exporter"))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	// kingpin terminates after --help and --version; record it instead so
+	// run chooses the exit code and tests can call run.
+	terminated, termCode := false, 0
+	app.Terminate(func(code int) { terminated, termCode = true, code })
+
+	var o options
+	app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(&o.procPath)
+	app.Flag("path.netns", "Directories holding namespace files: named (ip netns) first, then Docker sandboxes.").
+		Default("/var/run/netns", "/var/run/docker/netns").StringsVar(&o.netnsDirs)
+	app.Flag("collector.docker.host", "Docker Engine address; empty uses DOCKER_HOST or unix:///var/run/docker.sock.").
+		Default("").StringVar(&o.dockerHost)
+	app.Flag("collector.docker.resync", "Full re-list of Docker objects besides the event stream.").Default("30s").DurationVar(&o.dockerResync)
+	app.Flag("collector.docker.timeout", "Deadline of each Docker API call.").Default("5s").DurationVar(&o.dockerTO)
+	o.log = promslog.Config{}
+	promslogflag.AddFlags(app, &o.log)
+
+	// Serving is the default command; its flags are top-level so that
+	// `nta-exporter --web.listen-address=...` works as with every exporter.
+	app.Command("serve", "Serve metrics over HTTP (the default).").Default()
+	s := serveFlags{
+		web:         kingpinflag.AddFlags(app, defaultListenAddress),
+		collectors:  collector.AddFlags(app),
+		metricsPath: app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String(),
+		maxRequests: app.Flag("web.max-requests", "Maximum number of parallel scrape requests; 0 disables the limit.").Default("40").Int(),
+		timeout:     app.Flag("scrape.timeout", "Deadline of one scrape for all collectors; a hung daemon cannot hang a scrape.").Default("10s").Duration(),
+		cacheAge:    app.Flag("scrape.host-cache", "Collectors of one scrape share a host scan younger than this.").Default("1s").Duration(),
+	}
+	topoCmd := app.Command("topology", "Print the reconstructed host topology once and exit.")
+	topoFormat := topoCmd.Flag("format", "Output format: text, json or dot.").Default("text").Enum("text", "json", "dot")
+	topoDocker := topoCmd.Flag("docker", "Ask the Docker Engine for containers and networks.").Default("true").Bool()
+
+	cmd, err := app.Parse(args)
+	switch {
+	case terminated: // --help or --version already printed
+		return termCode
+	case err != nil:
+		fmt.Fprintf(stderr, "nta-exporter: error: %v (try --help)\n", err)
+		return exitUsage
+	}
+	logger := promslog.New(&o.log)
+
+	switch cmd {
+	case topoCmd.FullCommand():
+		return runTopology(o, *topoFormat, *topoDocker, stdout, logger)
+	default:
+		if err := serve(o, s, logger); err != nil {
+			logger.Error("exporter stopped", "err", err)
+			if errors.Is(err, errUsage) {
+				return exitUsage
+			}
+			return 1
+		}
+		return 0
+	}
+}
+
+var errUsage = errors.New("bad usage")
+
+func newScanner(o options, logger *slog.Logger) *hostnet.Scanner {
+	return hostnet.NewScanner(hostnet.Options{ProcPath: o.procPath, NetnsDirs: o.netnsDirs, Logger: logger.With("component", "hostnet")})
+}
+
+func newDocker(o options, logger *slog.Logger) (*dockerview.Watcher, error) {
+	return dockerview.New(dockerview.Options{Host: o.dockerHost, Resync: o.dockerResync, Timeout: o.dockerTO, Logger: logger.With("component", "docker")})
+}
+
+// warnPrivileges says, once at start, which privileges are missing and what
+// the operator loses, instead of exporting silently empty data.
+func warnPrivileges(procPath string, logger *slog.Logger) {
+	missing, err := hostnet.MissingCapabilities(procPath)
+	if err != nil {
+		logger.Warn("cannot read own capabilities", "err", err)
+		return
+	}
+	if len(missing) > 0 {
+		logger.Error("missing privileges: namespaces other than the exporter's own, and packet capture, will not be visible — run as root or grant these capabilities",
+			"missing", missing)
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/tangfeixiong/nta/collector"
+)
+
+type serveFlags struct {
+	web         *web.FlagConfig
+	collectors  *collector.Flags
+	metricsPath *string
+	maxRequests *int
+	timeout     *time.Duration
+	cacheAge    *time.Duration
+}
+
+// serve runs the HTTP server until SIGINT/SIGTERM.
+func serve(o options, s serveFlags, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	logger.Info("starting nta-exporter", "version", version.Info(), "build_context", version.BuildContext())
+	warnPrivileges(o.procPath, logger)
+
+	enabled := s.collectors.Enabled()
+	src := &collector.Sources{Host: collector.NewHostCache(newScanner(o, logger), *s.cacheAge)}
+	if contains(enabled, "docker") || contains(enabled, "graph") {
+		w, err := newDocker(o, logger)
+		if err != nil {
+			return fmt.Errorf("%w: docker client: %w", errUsage, err)
+		}
+		defer w.Close()
+		go w.Run(ctx)
+		src.Docker = w
+	}
+	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	logger.Info("enabled collectors", "collectors", enabled)
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(reg, versioncollector.NewCollector("nta"))
+	handler := promhttp.HandlerFor(prometheus.Gatherers{registry, prometheus.DefaultGatherer}, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: *s.maxRequests,
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle(*s.metricsPath, handler)
+	if *s.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "nta exporter",
+			Description: "Network topology and traffic of this host: namespaces, bridges, veths, containers",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: *s.metricsPath, Text: "Metrics"}},
+		})
+		if err != nil {
+			return fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(server, s.web, logger) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return server.Shutdown(shutdownCtx)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,84 @@
+//go:build linux
+
+package hostnet
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const statusSample = `Name:	nta-exporter
+Umask:	0022
+State:	S (sleeping)
+CapInh:	0000000000000000
+CapPrm:	%s
+CapEff:	%s
+CapBnd:	000001ffffffffff
+CapAmb:	0000000000000000
+NoNewPrivs:	0
+`
+
+func status(eff string) string {
+	return strings.ReplaceAll(statusSample, "%s", eff)
+}
+
+func TestParseCapEffAndMissing(t *testing.T) {
+	for _, tc := range []struct {
+		eff  string
+		want []string
+	}{
+		{"000001ffffffffff", nil},
+		{"0000000000000000", []string{
+			"CAP_SYS_ADMIN (enter namespaces)",
+			"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)",
+			"CAP_NET_RAW (packet capture)",
+		}},
+		// CAP_NET_RAW (13) | CAP_SYS_ADMIN (21) only.
+		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"}},
+		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21).
+		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)"}},
+	} {
+		eff, err := parseCapEff(strings.NewReader(status(tc.eff)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.eff, err)
+		}
+		if got := missingFrom(eff); !slices.Equal(got, tc.want) {
+			t.Errorf("CapEff %s: missing %q, want %q", tc.eff, got, tc.want)
+		}
+	}
+}
+
+func TestParseCapEffErrors(t *testing.T) {
+	for _, in := range []string{"Name: x\n", "CapEff:\tzzzz\n", ""} {
+		if _, err := parseCapEff(strings.NewReader(in)); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func TestMissingCapabilitiesFromProcPath(t *testing.T) {
+	proc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(proc, "self"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "self/status"), []byte(status("0000000000002000")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MissingCapabilities(proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "CAP_SYS_ADMIN") || !strings.HasPrefix(got[1], "CAP_SYS_PTRACE") {
+		t.Errorf("MissingCapabilities = %q", got)
+	}
+	if _, err := MissingCapabilities(filepath.Join(proc, "nonexistent")); err == nil {
+		t.Error("missing status file: no error")
+	}
+	// The real one must at least parse.
+	if _, err := MissingCapabilities(""); err != nil {
+		t.Errorf("MissingCapabilities(/proc): %v", err)
+	}
+}

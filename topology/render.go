@@ -1,0 +1,226 @@
+package topology
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// WriteJSON writes the graph as indented JSON.
+func (g *Graph) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(g)
+}
+
+// index gives the renderers quick lookups.
+type index struct {
+	byID     map[string]Node
+	out      map[string][]Edge // by source
+	in       map[string][]Edge // by target
+	children map[string][]string
+}
+
+func (g *Graph) index() *index {
+	ix := &index{byID: map[string]Node{}, out: map[string][]Edge{}, in: map[string][]Edge{}, children: map[string][]string{}}
+	for _, n := range g.Nodes {
+		ix.byID[n.ID] = n
+	}
+	for _, e := range g.Edges {
+		ix.out[e.Source] = append(ix.out[e.Source], e)
+		ix.in[e.Target] = append(ix.in[e.Target], e)
+		if e.Kind == EdgeMember {
+			ix.children[e.Target] = append(ix.children[e.Target], e.Source)
+		}
+	}
+	return ix
+}
+
+// peerOf returns the other end of id's veth, "" when none.
+func (ix *index) peerOf(id string) string {
+	for _, e := range ix.out[id] {
+		if e.Kind == EdgeVeth {
+			return e.Target
+		}
+	}
+	for _, e := range ix.in[id] {
+		if e.Kind == EdgeVeth {
+			return e.Source
+		}
+	}
+	return ""
+}
+
+func (ix *index) first(id, kind string, out bool) string {
+	edges := ix.in[id]
+	if out {
+		edges = ix.out[id]
+	}
+	for _, e := range edges {
+		if e.Kind == kind {
+			if out {
+				return e.Target
+			}
+			return e.Source
+		}
+	}
+	return ""
+}
+
+// describe says where an interface leads: its veth peer, the peer's
+// namespace, and the container or bridge behind it.
+func (ix *index) describe(id string) string {
+	n := ix.byID[id]
+	s := fmt.Sprintf("%s [%s]", n.Title, n.Subtitle)
+	peer := ix.peerOf(id)
+	if peer == "" {
+		return s
+	}
+	p := ix.byID[peer]
+	s += " ⇄ " + p.Title
+	if p.Netns != n.Netns {
+		s += " @ " + p.Netns
+		if c := ix.first(NetnsID(p.Netns), EdgeSandbox, false); c != "" {
+			s += " (container " + ix.byID[c].Title + ")"
+		}
+	}
+	if m := ix.first(peer, EdgeMember, true); m != "" {
+		s += " → " + ix.byID[m].Kind + " " + ix.byID[m].Title
+	}
+	return s
+}
+
+// WriteText writes the graph as a tree: each namespace, its bridges with
+// their ports, its other interfaces, then Docker networks and containers.
+func (g *Graph) WriteText(w io.Writer) error {
+	ix := g.index()
+	byNetns := map[string][]Node{}
+	var nsOrder []string
+	for _, n := range g.Nodes {
+		if n.Netns == "" || n.Kind == KindNetns {
+			continue
+		}
+		if _, ok := byNetns[n.Netns]; !ok {
+			nsOrder = append(nsOrder, n.Netns)
+		}
+		byNetns[n.Netns] = append(byNetns[n.Netns], n)
+	}
+	sort.Slice(nsOrder, func(i, j int) bool {
+		if (nsOrder[i] == "host") != (nsOrder[j] == "host") {
+			return nsOrder[i] == "host"
+		}
+		return nsOrder[i] < nsOrder[j]
+	})
+	var b strings.Builder
+	for _, ns := range nsOrder {
+		head := "netns " + ns
+		if nn, ok := ix.byID[NetnsID(ns)]; ok {
+			head += " — " + nn.Subtitle
+		}
+		b.WriteString(head + "\n")
+		for _, n := range byNetns[ns] {
+			if ix.first(n.ID, EdgeMember, true) != "" {
+				continue // printed under its master
+			}
+			b.WriteString("  " + ix.describe(n.ID) + "\n")
+			kids := ix.children[n.ID]
+			sort.Strings(kids)
+			for i, k := range kids {
+				branch := "├─ "
+				if i == len(kids)-1 {
+					branch = "└─ "
+				}
+				b.WriteString("    " + branch + ix.describe(k) + "\n")
+			}
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.Kind != KindDockerNetwork {
+			continue
+		}
+		line := fmt.Sprintf("docker network %s [%s]", n.Title, n.Subtitle)
+		if br := ix.first(n.ID, EdgeBacks, true); br != "" {
+			line += " → bridge " + ix.byID[br].Title
+		}
+		var members []string
+		for _, e := range ix.in[n.ID] {
+			if e.Kind == EdgeEndpoint {
+				members = append(members, ix.byID[e.Source].Title)
+			}
+		}
+		sort.Strings(members)
+		if len(members) > 0 {
+			line += "; containers: " + strings.Join(members, ", ")
+		}
+		b.WriteString(line + "\n")
+	}
+	for _, n := range g.Nodes {
+		if n.Kind != KindContainer {
+			continue
+		}
+		line := fmt.Sprintf("container %s [%s]", n.Title, n.Subtitle)
+		if ns := ix.first(n.ID, EdgeSandbox, true); ns != "" {
+			line += " in " + ix.byID[ns].Netns
+		}
+		b.WriteString(line + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteDOT writes the graph for graphviz: one cluster per namespace.
+func (g *Graph) WriteDOT(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("digraph nta {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\", fontsize=10];\n")
+	clusters := map[string][]Node{}
+	var loose []Node
+	for _, n := range g.Nodes {
+		if n.Netns != "" {
+			clusters[n.Netns] = append(clusters[n.Netns], n)
+		} else {
+			loose = append(loose, n)
+		}
+	}
+	names := make([]string, 0, len(clusters))
+	for ns := range clusters {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	for i, ns := range names {
+		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%q;\n", i, "netns "+ns)
+		for _, n := range clusters[ns] {
+			b.WriteString("    " + dotNode(n) + "\n")
+		}
+		b.WriteString("  }\n")
+	}
+	for _, n := range loose {
+		b.WriteString("  " + dotNode(n) + "\n")
+	}
+	for _, e := range g.Edges {
+		attrs := fmt.Sprintf("label=%q", e.Kind)
+		if e.Kind == EdgeVeth || e.Kind == EdgeVethLink {
+			attrs += ", dir=none, style=bold"
+		}
+		fmt.Fprintf(&b, "  %q -> %q [%s];\n", e.Source, e.Target, attrs)
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func dotNode(n Node) string {
+	shape := "box"
+	switch n.Kind {
+	case "bridge", "openvswitch":
+		shape = "hexagon"
+	case KindContainer:
+		shape = "box3d"
+	case KindNetns:
+		shape = "folder"
+	case KindDockerNetwork:
+		shape = "ellipse"
+	}
+	return fmt.Sprintf("%q [label=%q, shape=%s];", n.ID, n.Title+"\n"+n.Subtitle, shape)
+}
