@@ -80,7 +80,8 @@ type Container struct {
 	// other container is known.
 	NetworkMode string
 	// SandboxKey is the network namespace path of a running container,
-	// e.g. /var/run/docker/netns/abc123; "" when not running.
+	// e.g. /var/run/docker/netns/abc123; "" when not running and for
+	// NetworkMode "container:<id>" (the namespace is the other container's).
 	SandboxKey string
 	PID        int        // pid of the container's init process in the host pid namespace, 0 when not running
 	Endpoints  []Endpoint // sorted by network name; empty when not running

@@ -24,6 +24,7 @@ const (
 	kindStream        = "event stream closed"
 	kindConnect       = "cannot connect"
 	kindAPI           = "api error"
+	kindStopped       = "stopped"
 )
 
 // unavailableError is what View returns while Docker cannot be used. It

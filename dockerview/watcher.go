@@ -154,8 +154,9 @@ func (w *Watcher) Close() error {
 // a full sync, then the event stream plus a full resync every
 // Options.Resync. When the engine goes away the view becomes unavailable and
 // Run reconnects with exponential backoff (1s doubling to 30s), doing a full
-// sync after each reconnect. Only one Run may be active at a time; a second
-// concurrent call returns at once.
+// sync after each reconnect. A hung engine is noticed at the latest at the
+// next resync, since every API call has the Options.Timeout deadline. Only
+// one Run may be active at a time; a second concurrent call returns at once.
 func (w *Watcher) Run(ctx context.Context) {
 	w.runMu.Lock()
 	if w.running != nil || w.stop.Err() != nil {
@@ -167,7 +168,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	w.running = done
 	w.runMu.Unlock()
 	defer func() {
-		w.snap.Store(&snapshot{err: &unavailableError{kind: "stopped", msg: "the docker watcher has stopped (Run returned)"}})
+		w.snap.Store(&snapshot{err: &unavailableError{kind: kindStopped, msg: "the docker watcher has stopped (Run returned)"}})
 		w.runMu.Lock()
 		w.running = nil
 		close(done)
@@ -180,12 +181,16 @@ func (w *Watcher) Run(ctx context.Context) {
 
 	backoff := w.minBackoff
 	for {
+		start := time.Now()
 		synced, err := w.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		w.markDown(err)
-		if synced {
+		// Start again from the shortest delay only after a session that
+		// worked for a while, so an engine that accepts and then drops every
+		// connection is not retried (and logged) in a tight loop.
+		if synced && time.Since(start) >= w.maxBackoff {
 			backoff = w.minBackoff
 		}
 		t := time.NewTimer(backoff)
