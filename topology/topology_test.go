@@ -161,3 +161,26 @@ func TestRenderers(t *testing.T) {
 		t.Errorf("dot output:\n%s", dot.String())
 	}
 }
+
+func TestRolesAndNames(t *testing.T) {
+	snap, view := fixture()
+	snap.Links = append(snap.Links, hostnet.Link{Netns: "host", Name: "vnet0", Kind: "tap"})
+	view.Networks[0].Gateways = []string{"172.17.0.1"}
+	r := Roles(snap, view)
+	want := map[string]string{"docker0": "bridge,docker-bridge", "br0": "bridge", "vethc1": "container-veth", "vnet0": "vm-tap"}
+	for name, roles := range want {
+		if got := strings.Join(r[name], ","); got != roles {
+			t.Errorf("roles of %s = %q, want %q", name, got, roles)
+		}
+	}
+	if len(r["veth0"]) != 0 {
+		t.Errorf("veth0 between two plain bridges got roles %v", r["veth0"])
+	}
+	if got := strings.Join(Roles(snap, nil)["docker0"], ","); got != "bridge" {
+		t.Errorf("without Docker, docker0 roles %q", got)
+	}
+	n := Names(snap, view)
+	if n.IP("172.17.0.2") != "web" || n.MAC("02:42:AC:11:00:02") != "web" || n.IP("172.17.0.1") != "network/bridge" || n.IP("10.9.9.9") != "" {
+		t.Errorf("names: %q %q %q", n.IP("172.17.0.2"), n.MAC("02:42:AC:11:00:02"), n.IP("172.17.0.1"))
+	}
+}
