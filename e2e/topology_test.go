@@ -44,7 +44,11 @@ func TestDockerLab(t *testing.T) {
 					"operstate": {s["operstate"], operstate(il.Operstate)},
 					"master":    {s["master"], il.Master},
 				}
-				if il.LinkType != "none" { // tun devices have no MAC
+				switch {
+				case il.LinkType == "none": // tun devices have no MAC
+				case il.Address == "00:00:00:00:00:00": // lo: nta reports no MAC rather than zeros
+					check["mac"] = [2]string{s["mac"], ""}
+				default:
 					check["mac"] = [2]string{s["mac"], il.Address}
 				}
 				for k, v := range check {
@@ -270,7 +274,7 @@ func TestDockerLab(t *testing.T) {
 			t.Errorf("json graph empty: %d nodes %d edges", len(g.Nodes), len(g.Edges))
 		}
 		dot := stdout(t, exporterBinary(t), "topology", "--format=dot")
-		cmd := exec.Command("dot", "-Tsvg")
+		cmd := exec.Command("dot", "-Tplain")
 		cmd.Stdin = strings.NewReader(dot)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "nt-br0") {
 			t.Errorf("graphviz cannot render the DOT output: %v\n%.500s", err, out)

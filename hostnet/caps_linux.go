@@ -5,6 +5,7 @@ package hostnet
 import (
 	"bufio"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,7 +71,7 @@ func parseCapEff(r io.Reader) (uint64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("no CapEff line")
+	return 0, errors.New("no CapEff line")
 }
 
 // missingFrom lists the needed capabilities absent from an effective set.

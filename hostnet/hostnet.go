@@ -108,6 +108,7 @@ type NamespaceError struct {
 	Err  error
 }
 
+// Error says which namespace and path failed, and why.
 func (e *NamespaceError) Error() string {
 	if e.ID == "" {
 		return fmt.Sprintf("netns %s: %v", e.Path, e.Err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"time"
@@ -33,19 +34,19 @@ type nsRead struct {
 // locked OS thread and only for the socket(2) call; every dump then runs
 // without switching namespaces. The scanner's own namespace needs no setns at
 // all, so it can be read without privileges.
-func (s *Scanner) readNamespace(ctx context.Context, ns Namespace, selfIno uint64) (h *netlink.Handle, recs []linkRec, warn, err error) {
+func (s *Scanner) readNamespace(ctx context.Context, ns Namespace, selfIno uint64, canEnter bool) (h *netlink.Handle, recs []linkRec, warn, err error) {
 	fd := netns.None()
 	if ns.Inode != selfIno {
+		if !canEnter {
+			return nil, nil, nil, fmt.Errorf("enter namespace: %w — run as root or grant CAP_SYS_ADMIN", fs.ErrPermission)
+		}
 		if fd, err = openNS(ns); err != nil {
 			return nil, nil, nil, err
 		}
 		defer fd.Close()
 	}
 	if h, err = netlink.NewHandleAt(fd, unix.NETLINK_ROUTE); err != nil {
-		if isPermission(err) {
-			err = fmt.Errorf("enter namespace: %w — run as root or grant CAP_SYS_ADMIN", err)
-		}
-		return nil, nil, nil, fmt.Errorf("open rtnetlink: %w", err)
+		return nil, nil, nil, fmt.Errorf("open rtnetlink socket in the namespace: %w", err)
 	}
 	defer func() {
 		if err != nil {

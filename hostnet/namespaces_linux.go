@@ -165,7 +165,11 @@ func (s *Scanner) discover(ctx context.Context) (*discovery, error) {
 func (s *Scanner) readNetnsDir(dir, kind string, nsfsDev uint64, byIno map[uint64]*Namespace, ids map[string]bool, d *discovery) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case isPermission(err):
+			d.errs = append(d.errs, &NamespaceError{Path: dir, Err: fmt.Errorf("list %s namespaces: %w — run as root", kind, err)})
+		default:
 			d.errs = append(d.errs, &NamespaceError{Path: dir, Err: fmt.Errorf("list %s namespaces: %w", kind, err)})
 		}
 		return

@@ -5,6 +5,8 @@ package hostnet
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,11 +32,12 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 	}
 
 	// Phase 1: dump every namespace, a few at a time.
+	canEnter := s.canEnterNamespaces()
 	reads := make([]nsRead, len(d.namespaces))
 	parallel(ctx, len(reads), s.workers, func(i int) {
 		rd := &reads[i]
 		rd.ns = d.namespaces[i]
-		h, recs, warn, err := s.readNamespace(ctx, rd.ns, d.selfIno)
+		h, recs, warn, err := s.readNamespace(ctx, rd.ns, d.selfIno, canEnter)
 		rd.recs, rd.warn, rd.err = recs, warn, err
 		if err != nil {
 			return
@@ -67,7 +70,11 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 	}
 
 	snap := &Snapshot{Errors: d.errs, Namespaces: make([]Namespace, 0, len(reads))}
-	var recs []linkRec
+	total := 0
+	for i := range reads {
+		total += len(reads[i].recs)
+	}
+	recs := make([]linkRec, 0, total)
 	present := make(map[uint64]bool, len(reads))
 	for i := range reads {
 		rd := &reads[i]
@@ -95,6 +102,9 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 			rd.handle = nil
 		}
 	})
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("scan network namespaces: %w", err)
+	}
 	nsids := make(map[string]map[int]string, len(reads))
 	for i := range reads {
 		if reads[i].err == nil {
@@ -110,6 +120,19 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 	}
 	slices.SortFunc(snap.Links, compareLinks)
 	return snap, nil
+}
+
+// canEnterNamespaces reports whether CapEff has CAP_SYS_ADMIN, which setns
+// needs: without it, entering each namespace is not even tried. When the
+// capabilities cannot be read, it is tried.
+func (s *Scanner) canEnterNamespaces() bool {
+	f, err := os.Open(filepath.Join(s.proc, "self/status"))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	eff, err := parseCapEff(f)
+	return err != nil || eff&(1<<capSysAdmin) != 0
 }
 
 // queryNsids asks the kernel, inside viewer rd, which netnsid it gives to the

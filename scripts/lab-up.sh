@@ -53,4 +53,5 @@ if ! wait_for 1 ovs-vsctl --timeout=2 show; then
 fi
 
 command -v promtool >/dev/null || { log "promtool missing after install"; exit 1; }
-log "lab ready: docker $(/usr/bin/docker version --format '{{.Server.Version}}'), $(virsh -c qemu:///system version --daemon 2>/dev/null | tail -1 | xargs), ovs $(ovs-vsctl --version | head -1 | awk '{print $NF}')"
+hv=$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Running hypervisor: //p')
+log "lab ready: docker $(/usr/bin/docker version --format '{{.Server.Version}}'), libvirt ${hv:-?}, ovs $(ovs-vsctl --version | head -1 | awk '{print $NF}')"
