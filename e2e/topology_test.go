@@ -134,7 +134,9 @@ func TestDockerLab(t *testing.T) {
 				ID      string `json:"Id"`
 				Driver  string
 				Options map[string]string
-				IPAM    struct{ Config []struct{ Subnet, Gateway string } }
+				IPAM    struct {
+					Config []struct{ Subnet, Gateway string }
+				}
 				Containers map[string]struct {
 					Name        string
 					MacAddress  string
