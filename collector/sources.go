@@ -17,6 +17,8 @@ type Sources struct {
 	Host *HostCache
 	// Docker is the cached Docker view, nil when the docker collector is off.
 	Docker *dockerview.Watcher
+	// Flows is the packet capture, nil unless the flows collector is on.
+	Flows *Flows
 }
 
 // HostCache shares one hostnet scan between the collectors of a scrape.

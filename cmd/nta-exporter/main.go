@@ -4,6 +4,7 @@
 //
 //	nta-exporter [flags]                 serve /metrics (default)
 //	nta-exporter topology [--format F]   print the host topology once
+//	nta-exporter analyze FILE            totals and top flows of a pcap/pcapng file
 package main
 
 import (
@@ -80,9 +81,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		timeout:     app.Flag("scrape.timeout", "Deadline of one scrape for all collectors; a hung daemon cannot hang a scrape.").Default("10s").Duration(),
 		cacheAge:    app.Flag("scrape.host-cache", "Collectors of one scrape share a host scan younger than this.").Default("1s").Duration(),
 	}
+	flows := addFlowFlags(app)
+	s.flows = flows
 	topoCmd := app.Command("topology", "Print the reconstructed host topology once and exit.")
 	topoFormat := topoCmd.Flag("format", "Output format: text, json or dot.").Default("text").Enum("text", "json", "dot")
 	topoDocker := topoCmd.Flag("docker", "Ask the Docker Engine for containers and networks.").Default("true").Bool()
+
+	anCmd := app.Command("analyze", "Read a pcap or pcapng file through the flow decoder and table; print totals and top flows.")
+	anFile := anCmd.Arg("file", "pcap or pcapng file (may be gzip-compressed).").Required().String()
+	anFormat := anCmd.Flag("format", "Output format: text or json.").Default("text").Enum("text", "json")
+	anTop := anCmd.Flag("top", "Number of largest flows to print.").Default("10").Int()
 
 	cmd, err := app.Parse(args)
 	switch {
@@ -97,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case topoCmd.FullCommand():
 		return runTopology(o, *topoFormat, *topoDocker, stdout, logger)
+	case anCmd.FullCommand():
+		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, logger)
 	default:
 		if err := serve(o, s, logger); err != nil {
 			logger.Error("exporter stopped", "err", err)

@@ -27,6 +27,7 @@ type serveFlags struct {
 	maxRequests *int
 	timeout     *time.Duration
 	cacheAge    *time.Duration
+	flows       *flowFlags
 }
 
 // serve runs the HTTP server until SIGINT/SIGTERM.
@@ -39,7 +40,7 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 
 	enabled := s.collectors.Enabled()
 	src := &collector.Sources{Host: collector.NewHostCache(newScanner(o, logger), *s.cacheAge)}
-	if contains(enabled, "docker") || contains(enabled, "graph") {
+	if contains(enabled, "docker") || contains(enabled, "graph") || contains(enabled, "flows") {
 		w, err := newDocker(o, logger)
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
@@ -47,6 +48,13 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		defer w.Close()
 		go w.Run(ctx)
 		src.Docker = w
+	}
+	if contains(enabled, "flows") {
+		f, err := startFlows(ctx, s.flows, src, logger)
+		if err != nil {
+			return fmt.Errorf("%w: flow capture: %w", errUsage, err)
+		}
+		src.Flows = f
 	}
 	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
 	if err != nil {

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+)
+
+// TestCommittedJSONMatchesGenerator fails when dashboards/*.json differ from
+// what the generator produces: edit the Go code, then `go run ./dashboards/gen`.
+func TestCommittedJSONMatchesGenerator(t *testing.T) {
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names(files) {
+		committed, err := os.ReadFile(filepath.Join("..", name))
+		if err != nil {
+			t.Errorf("%s: %v — run `go run ./dashboards/gen` from the repository root", name, err)
+			continue
+		}
+		if !bytes.Equal(committed, files[name]) {
+			t.Errorf("dashboards/%s differs from the generator's output — run `go run ./dashboards/gen` from the repository root and commit the result", name)
+		}
+	}
+	// No stray dashboard that the generator does not own.
+	stray, _ := filepath.Glob(filepath.Join("..", "*.json"))
+	for _, p := range stray {
+		if _, ok := files[filepath.Base(p)]; !ok {
+			t.Errorf("%s is not produced by the generator: delete it or generate it", p)
+		}
+	}
+}
+
+// TestDashboardsDecodeWithSDK reads the output back with the SDK's strict
+// decoder, which rejects unknown or mistyped fields for every panel type.
+func TestDashboardsDecodeWithSDK(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names(files) {
+		var d dashboard.Dashboard
+		// The SDK returns a typed nil cog.BuildErrors on success.
+		if err := d.UnmarshalJSONStrict(files[name]); err != nil {
+			if be, ok := err.(cog.BuildErrors); !ok || len(be) > 0 {
+				t.Errorf("%s: strict decode: %v", name, err)
+			}
+		}
+	}
+}
+
+type target struct {
+	RefID      string          `json:"refId"`
+	Expr       string          `json:"expr"`
+	Format     string          `json:"format"`
+	Instant    bool            `json:"instant"`
+	Datasource json.RawMessage `json:"datasource"`
+}
+
+type panel struct {
+	ID      int      `json:"id"`
+	Type    string   `json:"type"`
+	Title   string   `json:"title"`
+	Targets []target `json:"targets"`
+}
+
+func decodePanels(t *testing.T, raw []byte) []panel {
+	t.Helper()
+	var d struct {
+		Panels []panel `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Panels
+}
+
+// TestQueriesAreScopedAndAddressed checks what Grafana itself would not:
+// every query names the datasource variable and filters on $instance, and
+// panel ids are unique.
+func TestQueriesAreScopedAndAddressed(t *testing.T) {
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names(files) {
+		ids := map[int]bool{}
+		for _, p := range decodePanels(t, files[name]) {
+			if ids[p.ID] || p.ID == 0 {
+				t.Errorf("%s: panel %q has id %d, not unique", name, p.Title, p.ID)
+			}
+			ids[p.ID] = true
+			if p.Type == "row" {
+				continue
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", name, p.Title)
+			}
+			for _, tg := range p.Targets {
+				if !strings.Contains(tg.Expr, `instance=~"$instance"`) {
+					t.Errorf("%s: panel %q query %s does not filter on $instance: %s", name, p.Title, tg.RefID, tg.Expr)
+				}
+				if !strings.Contains(string(tg.Datasource), "${datasource}") {
+					t.Errorf("%s: panel %q query %s does not use ${datasource}", name, p.Title, tg.RefID)
+				}
+			}
+		}
+	}
+}
+
+// TestNodeGraphQueries pins the contract with Grafana's Node Graph panel
+// that the README documents.
+func TestNodeGraphQueries(t *testing.T) {
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, p := range decodePanels(t, files["nta-topology.json"]) {
+		if p.Type != "nodeGraph" {
+			continue
+		}
+		found = true
+		want := map[string]string{"nodes": "nta_node_info{", "edges": "nta_edge_info{"}
+		if len(p.Targets) != len(want) {
+			t.Fatalf("node graph has %d queries, want 2", len(p.Targets))
+		}
+		for _, tg := range p.Targets {
+			if !strings.HasPrefix(tg.Expr, want[tg.RefID]) || !tg.Instant || tg.Format != "table" {
+				t.Errorf("node graph query %+v: want refId nodes/edges, instant, table format over nta_node_info/nta_edge_info", tg)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("topology dashboard has no nodeGraph panel")
+	}
+}

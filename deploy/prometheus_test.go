@@ -1,0 +1,24 @@
+package deploy
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestPrometheusFiles runs promtool over the rules, their unit tests and the
+// repository's prometheus.yml (whose rule_files resolve to deploy/rules).
+func TestPrometheusFiles(t *testing.T) {
+	_, err := exec.LookPath("promtool")
+	require(t, err == nil, "promtool (Debian package prometheus)")
+	for _, args := range [][]string{
+		{"check", "rules", "rules/nta-alerts.yml"},
+		{"test", "rules", "rules/nta-alerts.test.yml"},
+		{"check", "config", "../prometheus.yml"},
+	} {
+		out, err := exec.Command("promtool", args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}

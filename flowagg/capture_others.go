@@ -1,0 +1,26 @@
+//go:build !linux
+
+package flowagg
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Capturer captures frames with AF_PACKET; on this platform it only reports
+// ErrNotSupported.
+type Capturer struct{}
+
+// NewCapturer returns ErrNotSupported: AF_PACKET exists only on Linux.
+func NewCapturer(cfg CaptureConfig, agg *Aggregator, roles RoleSource, logger *slog.Logger) (*Capturer, error) {
+	if _, err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	return nil, ErrNotSupported
+}
+
+// Run returns ErrNotSupported.
+func (c *Capturer) Run(ctx context.Context) error { return ErrNotSupported }
+
+// Stats returns nothing.
+func (c *Capturer) Stats() []IfaceStats { return nil }

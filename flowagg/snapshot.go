@@ -1,0 +1,239 @@
+package flowagg
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Snapshot hand-over between a scrape and the capture goroutine.
+//
+// The table's data belongs to its capture goroutine; nobody else reads it.
+// A scrape increments reqGen (atomic) and waits on waitCh. The capture loop
+// calls Publish between ring blocks; Publish sees reqGen moved and copies
+// the flow slice into a new TableSnapshot (a plain memmove: no map walk, no
+// rehash), at most publishSlice (50 µs, ~10k flows) per call while packets
+// keep coming (longer for very large tables, see slice), all at once
+// when the ring is idle. Nothing moves flows in the
+// slice while a copy is in progress: expiry waits, and a compaction (a new
+// flow in a full table) first finishes the copy. When the copy is complete
+// the snapshot is stored in an atomic pointer and waitCh is closed. The
+// only lock (mu) guards the waitCh swap and is held for a few instructions
+// by either side. Snapshots are immutable once published and are reclaimed
+// by the GC when no scrape holds them.
+//
+// A snapshot copied over several Publish calls is not one instant: a flow
+// copied early misses the packets that arrived until the copy finished,
+// which the interface totals (read last) include. The skew is the traffic
+// of a few milliseconds; when capture is quiet (or with PublishSnapshot)
+// flows + overflow + expired equal the IP total exactly.
+//
+// When no scrape asked, Publish costs one atomic load and a clock read.
+
+// TableSnapshot is an immutable copy of one interface table.
+type TableSnapshot struct {
+	Interface string
+	Shards    int // tables merged into this snapshot (fanout sockets)
+	Time      time.Time
+	Limit     int        // flow limit in force (share of the budget)
+	Flows     []Flow     // in no particular order
+	Total     Counter    // every frame handed to the table
+	Overflow  [2]Counter // folded and evicted flows, indexed by Direction
+	Expired   Counter    // traffic of flows removed by idle expiry
+	NonIP     Counter    // frames counted by EtherType
+	Errors    Counter    // frames that failed to decode
+	// Folded, Evicted and Expiries count flows removed from the table.
+	Folded, Evicted, Expiries uint64
+	DecodeErrors              [numReasons]uint64 // indexed by Reason
+	EtherTypes                []EtherTypeCount
+	ARPBindings               []ARPBinding
+	ARPConflicts              []ARPConflict
+}
+
+// EtherTypeCount is the packet count of one non-IP EtherType. Label is
+// "0x88cc" style, "802.3" for length-field frames or "other" past the cap.
+type EtherTypeCount struct {
+	Label   string
+	Packets uint64
+}
+
+// FlowSum returns the sum of the flow entries plus overflow and expired
+// traffic: it equals the IP traffic handed to the table.
+func (s *TableSnapshot) FlowSum() Counter {
+	var c Counter
+	for i := range s.Flows {
+		c.addCounter(Counter{Packets: s.Flows[i].Packets, Bytes: s.Flows[i].Bytes})
+	}
+	c.addCounter(s.Overflow[0])
+	c.addCounter(s.Overflow[1])
+	c.addCounter(s.Expired)
+	return c
+}
+
+// Publish does the periodic work of the table and answers a pending scrape.
+// The capture loop calls it between ring blocks and at least every 100 ms
+// even when no packet arrives (poll timeout). Cheap when nothing is due; a
+// snapshot in progress costs at most about publishSlice per call.
+func (t *IfaceTable) Publish() {
+	t.publishAt(time.Now().UnixNano(), false)
+}
+
+// PublishSnapshot runs maintenance now and publishes a complete snapshot
+// whether or not a scrape asked, and returns it. For tests, offline analysis
+// and shutdown: it copies the whole table at once.
+func (t *IfaceTable) PublishSnapshot() *TableSnapshot {
+	t.publishAt(time.Now().UnixNano(), true)
+	return t.snap.Load()
+}
+
+const (
+	// publishSlice bounds the time one Publish spends copying flows while
+	// packets keep arriving.
+	publishSlice = 50 * time.Microsecond
+	// copyChunk flows (about 37 KB) are copied between clock reads.
+	copyChunk = 512
+)
+
+// pendingSnapshot is a snapshot being copied across Publish calls.
+type pendingSnapshot struct {
+	snap    *TableSnapshot
+	cursor  int
+	gen     uint64
+	waiters chan struct{}
+	started time.Time
+}
+
+// slice is the copy time allowed in this Publish call: publishSlice, or a
+// sixteenth of the time the copy has been going on if that is longer (so a
+// very large table still finishes when Publish comes only once per ring
+// block), and no limit once the copy has taken half of SnapshotWait, so that
+// the scrape is answered in time.
+func (p *pendingSnapshot) slice(wait time.Duration) time.Duration {
+	el := time.Since(p.started)
+	if el > wait/2 {
+		return 1 << 62
+	}
+	return max(publishSlice, el/16)
+}
+
+func (t *IfaceTable) publishAt(now int64, force bool) {
+	if force {
+		t.finishPending(now)
+	}
+	if t.pending == nil {
+		t.maintain(now, force) // deferred while a copy is in progress
+		gen := t.reqGen.Load()
+		if !force && gen == t.servedGen {
+			t.idleMark = t.total.Packets
+			t.flowsHint.Store(int64(len(t.flows)))
+			return
+		}
+		// Take the waiters before copying, so that everyone woken up gets
+		// a copy begun after they asked.
+		t.mu.Lock()
+		ch, buf := t.waitCh, t.offered
+		t.waitCh, t.offered = nil, nil
+		t.mu.Unlock()
+		if cap(buf) < len(t.flows) {
+			buf = make([]Flow, 0, len(t.flows)+len(t.flows)/8)
+		}
+		t.pending = &pendingSnapshot{gen: gen, waiters: ch, started: time.Now(),
+			snap: &TableSnapshot{Interface: t.name, Shards: 1, Flows: buf[:0]}}
+	}
+	// No packet since the last Publish: the ring is idle, copy it all.
+	idle := t.total.Packets == t.idleMark
+	t.idleMark = t.total.Packets
+	start := time.Now()
+	p := t.pending
+	budget := p.slice(t.cfg.SnapshotWait)
+	for p.cursor < len(t.flows) {
+		end := min(p.cursor+copyChunk, len(t.flows))
+		p.snap.Flows = append(p.snap.Flows, t.flows[p.cursor:end]...)
+		p.cursor = end
+		if !force && !idle && p.cursor < len(t.flows) && time.Since(start) > budget {
+			return
+		}
+	}
+	t.finishPending(now)
+}
+
+// finishPending copies what is left of a snapshot in progress (all of it,
+// now) and publishes it. Called before anything moves flows in the slice.
+func (t *IfaceTable) finishPending(now int64) {
+	p := t.pending
+	if p == nil {
+		return
+	}
+	t.pending = nil
+	p.snap.Flows = append(p.snap.Flows, t.flows[p.cursor:]...)
+	t.fillSnapshot(p.snap, now)
+	t.snap.Store(p.snap)
+	t.servedGen = p.gen
+	if p.waiters != nil {
+		close(p.waiters)
+	}
+}
+
+// requestSnapshot asks the owner for a fresh snapshot; the channel is closed
+// when one is published. Safe from any goroutine.
+//
+// The scraper also allocates the buffer the flows will be copied into (sized
+// from the flow count of the last Publish), so that the capture goroutine
+// does not pay for zeroing or faulting in megabytes of fresh memory.
+func (t *IfaceTable) requestSnapshot() <-chan struct{} {
+	n := int(t.flowsHint.Load())
+	buf := make([]Flow, 0, n+n/8+64)
+	clear(buf[:cap(buf)]) // fault the pages in here, not in the capture loop
+	t.mu.Lock()
+	if t.waitCh == nil {
+		t.waitCh = make(chan struct{})
+	}
+	if cap(buf) > cap(t.offered) {
+		t.offered = buf
+	}
+	ch := t.waitCh
+	t.mu.Unlock()
+	t.reqGen.Add(1)
+	return ch
+}
+
+// Published returns the latest published snapshot, nil before the first.
+// Safe from any goroutine.
+func (t *IfaceTable) Published() *TableSnapshot { return t.snap.Load() }
+
+// snapshot copies the whole table at once (owner goroutine only).
+func (t *IfaceTable) snapshot(now int64) *TableSnapshot {
+	s := &TableSnapshot{Interface: t.name, Shards: 1, Flows: slices.Clone(t.flows)}
+	t.fillSnapshot(s, now)
+	return s
+}
+
+// fillSnapshot copies everything but the flows into s.
+func (t *IfaceTable) fillSnapshot(s *TableSnapshot, now int64) {
+	s.Time = time.Unix(0, now)
+	s.Limit = int(t.limit.Load())
+	s.Total = t.total
+	s.Overflow = t.overflow
+	s.Expired = t.expired
+	s.NonIP = t.nonIP
+	s.Errors = t.errs
+	s.Folded, s.Evicted, s.Expiries = t.folded, t.evicted, t.expiries
+	s.DecodeErrors = t.reasons
+	s.EtherTypes = make([]EtherTypeCount, 0, len(t.etypes)+1)
+	for et, c := range t.etypes {
+		s.EtherTypes = append(s.EtherTypes, EtherTypeCount{Label: etherTypeLabel(et), Packets: c})
+	}
+	if t.etOther > 0 {
+		s.EtherTypes = append(s.EtherTypes, EtherTypeCount{Label: "other", Packets: t.etOther})
+	}
+	slices.SortFunc(s.EtherTypes, func(a, b EtherTypeCount) int { return strings.Compare(a.Label, b.Label) })
+	s.ARPBindings, s.ARPConflicts = t.arp.snapshot()
+}
+
+func etherTypeLabel(et uint16) string {
+	if et == etherType8023 {
+		return "802.3"
+	}
+	const hex = "0123456789abcdef"
+	return string([]byte{'0', 'x', hex[et>>12], hex[et>>8&0xf], hex[et>>4&0xf], hex[et&0xf]})
+}

@@ -1,0 +1,191 @@
+package flowagg
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Counter is a pair of packet and byte counts. Bytes are wire lengths.
+type Counter struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+func (c *Counter) add(bytes uint64) {
+	c.Packets++
+	c.Bytes += bytes
+}
+
+func (c *Counter) addCounter(o Counter) {
+	c.Packets += o.Packets
+	c.Bytes += o.Bytes
+}
+
+// Flow is one entry of a flow table: its key, counters and the unix
+// nanosecond timestamps of its first and last packet.
+type Flow struct {
+	Key     FlowKey
+	Bytes   uint64
+	Packets uint64
+	First   int64
+	Last    int64
+}
+
+// maxEtherTypes caps the distinct EtherTypes counted per interface; the rest
+// are counted under the label "other" (random garbage must not create 65536
+// series).
+const maxEtherTypes = 64
+
+// IfaceTable is the flow table of one interface. Add, Publish and
+// PublishSnapshot must be called from one goroutine (the interface's capture
+// loop): the hot path takes no lock. Scrapes go through requestSnapshot and
+// Published, which are safe from any goroutine.
+type IfaceTable struct {
+	name  string
+	shard int
+	cfg   Config
+
+	// limit is this table's flow cap (its share of the budget), written by
+	// the Aggregator, read by the owner when a flow is inserted.
+	limit atomic.Int64
+	// byTotal: the limit is the interface's share of MaxFlowsTotal, which
+	// is tighter than MaxFlowsPerInterface (removals count as evicted).
+	byTotal atomic.Bool
+
+	dec     decoder
+	index   flowIndex
+	flows   []Flow
+	scratch []uint64 // compaction work space, reused
+	peak    int      // most flows since the last rebuild
+
+	total    Counter    // every frame handed to Add
+	overflow [2]Counter // folded and evicted flows, by direction
+	expired  Counter    // traffic of flows removed by idle expiry
+	nonIP    Counter    // frames counted by EtherType (ARP included)
+	errs     Counter    // frames that failed to decode
+	folded   uint64     // flows folded by MaxFlowsPerInterface
+	evicted  uint64     // flows evicted by the MaxFlowsTotal share
+	expiries uint64     // flows removed by idle expiry
+	reasons  [numReasons]uint64
+	etypes   map[uint16]uint64
+	etOther  uint64
+	arp      arpTracker
+
+	lastMaint int64
+	idleMark  uint64 // t.total.Packets at the last Publish
+	pending   *pendingSnapshot
+
+	// snapshot hand-over (snapshot.go)
+	reqGen    atomic.Uint64
+	servedGen uint64
+	snap      atomic.Pointer[TableSnapshot]
+	flowsHint atomic.Int64 // len(flows) at the last Publish, for scrapers
+	mu        sync.Mutex   // guards waitCh and offered; held for nanoseconds
+	waitCh    chan struct{}
+	offered   []Flow // snapshot buffer allocated by a scraper
+}
+
+func newIfaceTable(name string, shard int, cfg Config) *IfaceTable {
+	t := &IfaceTable{
+		name:   name,
+		shard:  shard,
+		cfg:    cfg,
+		index:  newFlowIndex(0),
+		etypes: make(map[uint16]uint64, maxEtherTypes),
+		arp:    newARPTracker(cfg),
+	}
+	t.limit.Store(int64(cfg.MaxFlowsPerInterface))
+	return t
+}
+
+// Name returns the interface name.
+func (t *IfaceTable) Name() string { return t.name }
+
+// Shard returns the fanout shard of the table (0 without fanout).
+func (t *IfaceTable) Shard() int { return t.shard }
+
+// Add decodes an Ethernet frame and counts it. wireLen is the frame length on
+// the wire (AF_PACKET tp_len); when it is smaller than len(frame),
+// len(frame) is used. dir says whether the frame was received or sent. It
+// is the hot path: no allocation, no lock; call it only from the goroutine
+// that owns the table.
+func (t *IfaceTable) Add(frame []byte, wireLen int, dir Direction, ts time.Time) {
+	t.add(linkEthernet, frame, wireLen, dir, ts.UnixNano())
+}
+
+// add is Add for any link type, with the timestamp in unix nanoseconds.
+func (t *IfaceTable) add(link linkType, frame []byte, wireLen int, dir Direction, now int64) {
+	n := uint64(max(wireLen, len(frame)))
+	t.total.add(n)
+	var r result
+	switch t.dec.decode(link, frame, now, &r) {
+	case kindFlow:
+		if r.outgoing {
+			dir = DirOut
+		}
+		r.key.Dir = dir
+		t.cfg.Granularity.apply(&r.key)
+		t.addFlow(&r.key, n, now)
+	case kindARP:
+		t.arp.observe(r.arpIP, r.arpMAC, now)
+		t.countEtherType(r.etherType, n)
+	case kindOther:
+		t.countEtherType(r.etherType, n)
+	default:
+		t.errs.add(n)
+		t.reasons[r.reason]++
+	}
+}
+
+func (t *IfaceTable) countEtherType(et uint16, n uint64) {
+	t.nonIP.add(n)
+	if c, ok := t.etypes[et]; ok {
+		t.etypes[et] = c + 1
+		return
+	}
+	if len(t.etypes) < maxEtherTypes {
+		t.etypes[et] = 1
+		return
+	}
+	t.etOther++
+}
+
+// addFlow counts a packet of n bytes to its flow, inserting the flow (and
+// making room within the budget) when it is new.
+func (t *IfaceTable) addFlow(k *FlowKey, n uint64, now int64) {
+	h := t.index.hash(k)
+	slot, i := t.index.find(k, h, t.flows)
+	if i >= 0 {
+		f := &t.flows[i]
+		f.Bytes += n
+		f.Packets++
+		if now > f.Last {
+			f.Last = now
+		}
+		return
+	}
+	limit := int(t.limit.Load())
+	if len(t.flows) >= limit {
+		t.makeRoom(limit)
+		slot, _ = t.index.find(k, h, t.flows) // slots moved
+	}
+	if len(t.flows) >= limit {
+		// Only reachable with a limit below 1, which the Aggregator never
+		// sets; keep the sums exact anyway.
+		t.overflow[k.Dir&1].add(n)
+		t.folded++
+		return
+	}
+	t.index.insertAt(slot, h, len(t.flows))
+	t.flows = append(t.flows, Flow{Key: *k, Bytes: n, Packets: 1, First: now, Last: now})
+	if len(t.flows) > t.peak {
+		t.peak = len(t.flows)
+	}
+}
+
+// Len returns the number of flows in the table (owner goroutine only).
+func (t *IfaceTable) Len() int { return len(t.flows) }
+
+// Totals returns every frame handed to Add (owner goroutine only).
+func (t *IfaceTable) Totals() Counter { return t.total }
