@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(docker.io openvswitch-switch libvirt-daemon-system qemu-system-x86 prometheus
-      iproute2 tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils)
+      iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

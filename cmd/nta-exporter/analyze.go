@@ -12,7 +12,7 @@ import (
 // runAnalyze reads a pcap/pcapng file through the live decoder and flow
 // table and prints totals and top flows. A damaged file prints the totals
 // up to the damage, then the error, and exits 1.
-func runAnalyze(path, format string, top int, f *flowFlags, out io.Writer, logger *slog.Logger) int {
+func runAnalyze(path, format string, top int, f *flowFlags, out, errOut io.Writer, logger *slog.Logger) int {
 	file, err := os.Open(path)
 	if err != nil {
 		logger.Error("cannot open capture file", "err", err)
@@ -40,7 +40,7 @@ func runAnalyze(path, format string, top int, f *flowFlags, out io.Writer, logge
 		}
 	}
 	if aerr != nil {
-		fmt.Fprintf(os.Stderr, "nta-exporter analyze: %s: %v\n", path, aerr)
+		fmt.Fprintf(errOut, "nta-exporter analyze: %s: %v\n", path, aerr)
 		return 1
 	}
 	return 0

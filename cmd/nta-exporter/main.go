@@ -91,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	anFile := anCmd.Arg("file", "pcap or pcapng file (may be gzip-compressed).").Required().String()
 	anFormat := anCmd.Flag("format", "Output format: text or json.").Default("text").Enum("text", "json")
 	anTop := anCmd.Flag("top", "Number of largest flows to print.").Default("10").Int()
+	anGran := anCmd.Flag("granularity", "Flow key: 5tuple, port, host or workload.").Default("5tuple").Enum("5tuple", "full", "port", "host", "workload")
 
 	cmd, err := app.Parse(args)
 	switch {
@@ -106,7 +107,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case topoCmd.FullCommand():
 		return runTopology(o, *topoFormat, *topoDocker, stdout, logger)
 	case anCmd.FullCommand():
-		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, logger)
+		flows.granularity = *anGran
+		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, stderr, logger)
 	default:
 		if err := serve(o, s, logger); err != nil {
 			logger.Error("exporter stopped", "err", err)

@@ -52,7 +52,7 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	if contains(enabled, "flows") {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
-			return fmt.Errorf("%w: flow capture: %w", errUsage, err)
+			return fmt.Errorf("flow capture: %w", err)
 		}
 		src.Flows = f
 	}
