@@ -229,7 +229,9 @@ func TestCaptureInterfaceLifecycle(t *testing.T) {
 	waitCounted(t, agg, stay.host, 10)
 }
 
-type fakeRoles struct{ m atomic.Pointer[map[string][]string] }
+type fakeRoles struct {
+	m atomic.Pointer[map[string][]string]
+}
 
 func (f *fakeRoles) Roles() map[string][]string {
 	if p := f.m.Load(); p != nil {
@@ -253,8 +255,14 @@ func TestCaptureRoleSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = c.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	waitFor(t, 3*time.Second, "interface selected by role", func() bool { _, ok := ifaceStats(c, v.host); return ok })
 
 	roles.m.Store(nil)

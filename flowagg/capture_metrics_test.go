@@ -47,7 +47,7 @@ func TestCaptureCollector(t *testing.T) {
 		{Name: "veth1", Packets: 5},
 	}))
 	want := map[string]float64{
-		"nta_capture_interfaces": 2,
+		"nta_capture_interfaces":                                   2,
 		"nta_capture_kernel_packets_total{interface=docker0}":      10,
 		"nta_capture_kernel_drops_total{interface=docker0}":        1,
 		"nta_capture_kernel_freeze_queue_total{interface=docker0}": 2,
