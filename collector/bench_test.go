@@ -52,7 +52,7 @@ func BenchmarkGather50Namespaces(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pr := prometheus.NewRegistry()
+	pr := prometheus.NewPedanticRegistry()
 	pr.MustRegister(reg)
 	series := 0
 	b.ReportAllocs()

@@ -139,13 +139,12 @@ func NewRegistry(names []string, src *Sources, timeout time.Duration, logger *sl
 	return r, nil
 }
 
-// Describe implements prometheus.Collector. nta's collectors are unchecked:
-// their label sets depend on the host.
-func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
-	ch <- durationDesc
-	ch <- successDesc
-	r.errors.Describe(ch)
-}
+// Describe implements prometheus.Collector. It describes nothing, which
+// makes the registry an unchecked collector: which families a scrape holds
+// depends on the host and on which sources answer. The client library still
+// checks every collected metric for consistency (even a pedantic registry
+// accepts it).
+func (r *Registry) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector: every collector runs in its own
 // goroutine under one deadline.
