@@ -41,6 +41,7 @@ func main() {
 	flag.IntVar(&cfg.Fanout, "fanout", 1, "sockets per interface (PACKET_FANOUT_HASH)")
 	bpfText := flag.String("bpf", "", "capture filter as printed by tcpdump -ddd")
 	verbose := flag.Bool("v", false, "log capture events to stderr")
+	watch := flag.Duration("watch", 0, "read kernel statistics this often and report drops as they happen (0: off)")
 	flag.Parse()
 	if *iface == "" {
 		fmt.Fprintln(os.Stderr, "nta-capture-bench: -iface is required")
@@ -71,6 +72,9 @@ func main() {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()
 	fmt.Fprintln(os.Stderr, "nta-capture-bench: running")
+	if *watch > 0 {
+		go watchDrops(ctx, c, *watch, start)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -102,4 +106,29 @@ func main() {
 	}
 	res.WallSeconds = time.Since(start).Seconds()
 	_ = json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// watchDrops prints when the kernel drops frames, to tell a burst at start
+// from steady loss.
+func watchDrops(ctx context.Context, c *flowagg.Capturer, every time.Duration, start time.Time) {
+	var last, lastPkts uint64
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var drops, pkts uint64
+		for _, s := range c.Stats() {
+			drops += s.Drops
+			pkts += s.Packets
+		}
+		if drops != last {
+			fmt.Fprintf(os.Stderr, "nta-capture-bench: t=%.3fs packets=%d (+%d) drops=%d (+%d)\n",
+				time.Since(start).Seconds(), pkts, pkts-lastPkts, drops, drops-last)
+		}
+		last, lastPkts = drops, pkts
+	}
 }
