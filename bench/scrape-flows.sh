@@ -40,7 +40,7 @@ for flows in "${sizes[@]}"; do
 { eth(da=02:6e:74:61:00:02, sa=02:6e:74:61:00:01), ipv4(sa=198.18.0.1, da=198.18.0.2, ttl=64), udp(sp=dinc(1024, $((1024 + flows - 1))), dp=9), fill(0x41, 18) }
 CFG
   "$work/nta-exporter" --web.listen-address=127.0.0.1:$port --log.level=warn --no-collector.docker \
-    --collector.flows --collector.flows.interfaces=$host --collector.flows.granularity=5tuple \
+    --collector.flows --collector.flows.roles=none --collector.flows.interfaces=$host --collector.flows.granularity=5tuple \
     --collector.flows.max-flows-per-interface=$((flows + 1000)) --collector.flows.max-flows=$((flows + 1000)) \
     --collector.flows.idle-timeout=10m &
   ex=$!

@@ -1,14 +1,8 @@
 package deploy
 
 import (
-	"archive/tar"
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
+	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
 // TestExporterContainerWithComposeSettings runs the exporter the way
@@ -28,11 +25,9 @@ import (
 // the rslave mounts and can be entered (capabilities, AppArmor), the host is
 // found through /host/proc, and the Docker socket answers.
 func TestExporterContainerWithComposeSettings(t *testing.T) {
-	require(t, os.Geteuid() == 0, "root")
-	_, err := exec.LookPath("docker")
-	require(t, err == nil && exec.Command("docker", "info").Run() == nil, "a running dockerd (docker info)")
-	_, err = exec.LookPath("ip")
-	require(t, err == nil, "ip (iproute2)")
+	testenv.RequireRoot(t)
+	testimage.RequireDocker(t)
+	testenv.RequireCommand(t, "ip", "iproute2")
 
 	var c composeFile
 	decodeFile(t, "docker-compose.yml", &c)
@@ -48,11 +43,11 @@ func TestExporterContainerWithComposeSettings(t *testing.T) {
 		}
 	}
 	entry := dockerfileEntrypoint(t)
-	id := randHex(4)
+	id := testenv.RandHex(4)
 	image := "nta-exporter:deploy-test-" + id
-	importImage(t, image, exporterBinary(t), entry)
+	testimage.ImportBinary(t, image, testenv.ExporterBinary(t), entry)
 
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testenv.FreeAddr(t)
 	args := []string{"run", "-d", "--name", "nta-deploy-test-" + id}
 	args = append(args, composeRunFlags(t, svc)...)
 	args = append(args, image)
@@ -74,7 +69,10 @@ func TestExporterContainerWithComposeSettings(t *testing.T) {
 		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	metricsURL := "http://" + addr + "/metrics"
-	waitMetrics(t, metricsURL, 30*time.Second, func(string) bool { return true })
+	testenv.Eventually(t, "the exporter container serving "+metricsURL, 30*time.Second, func() error {
+		_, err := testenv.Fetch(metricsURL)
+		return err
+	})
 
 	// A named namespace created now, while the exporter runs.
 	ns := "ntdeploy-" + id
@@ -82,23 +80,36 @@ func TestExporterContainerWithComposeSettings(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v\n%s", err, out)
 	}
-	want := []sampleMatcher{
+	type wanted struct {
+		metric string
+		labels map[string]string
+	}
+	want := []wanted{
 		// Seen through the rslave mount of /var/run/netns and entered with setns.
-		{"nta_interface_info", []string{"netns", "named:" + ns, "interface", "lo"}},
+		{"nta_interface_info", map[string]string{"netns": "named:" + ns, "interface": "lo"}},
 		// The host namespace, from /host/proc/1/ns/net.
-		{"nta_netns_info", []string{"netns", "host", "kind", "host"}},
+		{"nta_netns_info", map[string]string{"netns": "host", "kind": "host"}},
 	}
 	for _, c := range []string{"docker", "netns", "links", "graph"} {
-		want = append(want, sampleMatcher{"nta_collector_success", []string{"collector", c}})
+		want = append(want, wanted{"nta_collector_success", map[string]string{"collector": c}})
 	}
-	waitMetrics(t, metricsURL, 30*time.Second, func(body string) bool {
-		for _, m := range want {
-			if !m.match(body) {
-				return false
+	testenv.Eventually(t, "the new namespace, the host and every collector succeeding in "+metricsURL, 30*time.Second, func() error {
+		m, err := testenv.FetchMetrics(metricsURL)
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if len(m.All(w.metric, w.labels)) == 0 {
+				return fmt.Errorf("no sample %s%v", w.metric, w.labels)
 			}
 		}
 		// Every collector succeeded: no success sample is 0.
-		return !hasFailedCollector(body)
+		for _, c := range m.All("nta_collector_success", nil) {
+			if c.Value == 0 {
+				return fmt.Errorf("collector %s fails", c.Labels["collector"])
+			}
+		}
+		return nil
 	})
 	logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
 	if strings.Contains(string(logs), "missing privileges") {
@@ -217,136 +228,10 @@ func dockerfileEntrypoint(t *testing.T) string {
 	return string(m[1])
 }
 
-// importImage builds an image holding only bin at path entry, the shape of
-// the Dockerfile's FROM scratch stage; t.Cleanup removes it.
-func importImage(t *testing.T, image, bin, entry string) {
-	t.Helper()
-	tarPath := filepath.Join(t.TempDir(), "rootfs.tar")
-	out, err := os.Create(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(out)
-	rel := strings.TrimPrefix(entry, "/")
-	if dir := filepath.Dir(rel); dir != "." {
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: rel, Mode: 0o755, Size: st.Size()}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(tw, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
-	cmd := exec.Command("docker", "import", "-c", `ENTRYPOINT ["`+entry+`"]`, tarPath, image)
-	if o, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker import: %v\n%s", err, o)
-	}
-}
-
-// hasFailedCollector reports whether some nta_collector_success is 0.
-func hasFailedCollector(body string) bool {
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "nta_collector_success{") && strings.HasSuffix(line, "} 0") {
-			return true
-		}
-	}
-	return false
-}
-
-// sampleMatcher reports whether a /metrics body has a sample of metric
-// carrying all the given label pairs.
-type sampleMatcher struct {
-	metric string
-	labels []string // k, v, k, v...
-}
-
-func (m sampleMatcher) match(body string) bool {
-	for _, line := range strings.Split(body, "\n") {
-		rest, ok := strings.CutPrefix(line, m.metric+"{")
-		if !ok {
-			continue
-		}
-		lbls, _, _ := strings.Cut(rest, "} ")
-		lbls = "," + lbls + ","
-		all := true
-		for i := 0; i+1 < len(m.labels); i += 2 {
-			if !strings.Contains(lbls, ","+m.labels[i]+`="`+m.labels[i+1]+`",`) {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
-// waitMetrics polls url until ok(body) or within elapses.
-func waitMetrics(t *testing.T, url string, within time.Duration, ok func(string) bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = string(b)
-			if resp.StatusCode == http.StatusOK && ok(last) {
-				return
-			}
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s did not show what was expected within %v; last body (%d bytes):\n%s", url, within, len(last), tail(last, 4000))
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestEnsurePropagating checks the shared-mount fallback on a directory of
 // its own (the real namespace directories may already be shared here).
 func TestEnsurePropagating(t *testing.T) {
-	require(t, os.Geteuid() == 0, "root")
+	testenv.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "ns")
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	if mountPropagates(t, dir) {

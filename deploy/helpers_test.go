@@ -8,28 +8,15 @@
 package deploy
 
 import (
-	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	yaml "go.yaml.in/yaml/v2"
-)
 
-// require fails under CI and skips elsewhere when a prerequisite is missing.
-func require(t testing.TB, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing under CI: %s (run scripts/lab-up.sh)", what)
-	}
-	t.Skipf("prerequisite missing: %s (run scripts/lab-up.sh as root)", what)
-}
+	"github.com/tangfeixiong/nta/internal/testenv"
+)
 
 func decodeFile(t *testing.T, file string, v any) {
 	t.Helper()
@@ -59,48 +46,13 @@ func flagValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
 // TestMain removes the exporter binary the tests built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// exporterBinary builds cmd/nta-exporter once per test binary.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "nta-deploy-test")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "nta-exporter")
-		build := exec.Command("go", "build", "-trimpath", "-o", binPath, "./cmd/nta-exporter")
-		build.Dir = ".."
-		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := build.CombinedOutput(); err != nil {
-			buildErr = errors.New("go build ./cmd/nta-exporter: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // exporterHelp returns the exporter's --help output.
 func exporterHelp(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(exporterBinary(t), "--help").CombinedOutput()
+	out, err := exec.Command(testenv.ExporterBinary(t), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nta-exporter --help: %v\n%s", err, out)
 	}

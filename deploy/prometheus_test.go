@@ -4,13 +4,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // TestPrometheusFiles runs promtool over the rules, their unit tests and the
 // repository's prometheus.yml (whose rule_files resolve to deploy/rules).
 func TestPrometheusFiles(t *testing.T) {
-	_, err := exec.LookPath("promtool")
-	require(t, err == nil, "promtool (Debian package prometheus)")
+	testenv.RequireCommand(t, "promtool", "Debian package prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "rules/nta-alerts.yml"},
 		{"test", "rules", "rules/nta-alerts.test.yml"},

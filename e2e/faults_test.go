@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
+	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
 // sockProxy forwards a unix socket to dockerd's, so a test can make "Docker"
@@ -61,35 +65,36 @@ func (p *sockProxy) stop() {
 	p.conns = nil
 }
 
-func dockerSuccess(e *exporter) float64 {
-	s := e.scrape().all("nta_collector_success", map[string]string{"collector": "docker"})
+func dockerSuccess(e *testenv.Exporter) float64 {
+	s := e.Scrape().All("nta_collector_success", map[string]string{"collector": "docker"})
 	if len(s) != 1 {
 		return -1
 	}
-	return s[0].value
+	return s[0].Value
 }
 
 // TestDockerAbsentAndBack: with no Docker the docker collector reports
 // success 0 with one log line while everything else keeps flowing; when
 // Docker appears, and after it "restarts", the exporter recovers by itself.
 func TestDockerAbsentAndBack(t *testing.T) {
-	requireDocker(t)
+	testenv.RequireRoot(t)
+	testimage.RequireDocker(t)
 	sock := filepath.Join(t.TempDir(), "docker.sock")
-	e := startExporter(t, "--collector.docker.host=unix://"+sock)
+	e := testenv.StartExporter(t, "--collector.docker.host=unix://"+sock)
 
 	for i := 0; i < 5; i++ {
-		m := e.scrape()
-		if v := m.one(t, "nta_collector_success", map[string]string{"collector": "docker"}).value; v != 0 {
+		m := e.Scrape()
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "docker"}).Value; v != 0 {
 			t.Fatalf("docker success = %v with no socket, want 0", v)
 		}
-		if v := m.one(t, "nta_collector_success", map[string]string{"collector": "links"}).value; v != 1 {
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "links"}).Value; v != 1 {
 			t.Fatalf("links collector success = %v while docker is down, want 1", v)
 		}
-		if len(m.all("nta_interface_info", map[string]string{"netns": "host", "interface": "lo"})) != 1 {
+		if len(m.All("nta_interface_info", map[string]string{"netns": "host", "interface": "lo"})) != 1 {
 			t.Fatalf("host interfaces missing while docker is down")
 		}
 	}
-	logs := e.logs.String()
+	logs := e.Logs.String()
 	if n := countLines(logs, "level=WARN", "docker engine unavailable"); n != 1 {
 		t.Errorf("want exactly one warning about docker after 5 scrapes, got %d:\n%s", n, logs)
 	}
@@ -101,26 +106,26 @@ func TestDockerAbsentAndBack(t *testing.T) {
 	}
 
 	p := startProxy(t, sock)
-	eventually(t, 45*time.Second, func() string {
+	testenv.Eventually(t, "docker collector recovers", 45*time.Second, func() error {
 		if v := dockerSuccess(e); v != 1 {
-			return "docker collector has not recovered"
+			return fmt.Errorf("success %v", v)
 		}
-		return ""
+		return nil
 	})
 	p.stop()
-	eventually(t, 20*time.Second, func() string {
+	testenv.Eventually(t, "docker collector sees the engine gone", 20*time.Second, func() error {
 		if v := dockerSuccess(e); v != 0 {
-			return "docker collector still reports success after the engine went away"
+			return fmt.Errorf("success %v", v)
 		}
-		return ""
+		return nil
 	})
 	p = startProxy(t, sock)
 	defer p.stop()
-	eventually(t, 45*time.Second, func() string {
+	testenv.Eventually(t, "docker collector recovers after a restart", 45*time.Second, func() error {
 		if v := dockerSuccess(e); v != 1 {
-			return "docker collector has not recovered after a restart"
+			return fmt.Errorf("success %v", v)
 		}
-		return ""
+		return nil
 	})
 }
 
@@ -140,8 +145,8 @@ func countLines(logs string, needles ...string) int {
 
 // TestUnprivileged: without root the exporter names what it lacks.
 func TestUnprivileged(t *testing.T) {
-	requireRoot(t)
-	bin := exporterBinary(t)
+	testenv.RequireRoot(t)
+	bin := testenv.ExporterBinary(t)
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +162,7 @@ func TestUnprivileged(t *testing.T) {
 
 // TestBadFlag: a bad flag is a clear message and exit code 2.
 func TestBadFlag(t *testing.T) {
-	cmd := exec.Command(exporterBinary(t), "--no-such-flag")
+	cmd := exec.Command(testenv.ExporterBinary(t), "--no-such-flag")
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 2 {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -17,15 +16,11 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/sys/unix"
 
+	"github.com/tangfeixiong/nta/internal/testenv"
 	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
 var interruptSignal = os.Interrupt
-
-func requireTool(t testing.TB, name string) {
-	_, err := exec.LookPath(name)
-	require(t, err == nil, name+" in PATH")
-}
 
 // flowKey is one 5-tuple and direction as the exporter labels it.
 type flowKey struct{ dir, src, dst, sport, dport, proto string }
@@ -71,7 +66,10 @@ func reference(t *testing.T, file, dir string, into map[flowKey]flowCount) (arp 
 		default:
 			ic, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
 			if !ok {
-				t.Fatalf("unexpected IPv4 payload in the reference: %v", pkt)
+				// Portless protocols (the kernel's IGMP reports, say): named
+				// like gopacket names them, ports 0.
+				k.proto, k.sport, k.dport = strings.ToLower(ip.Protocol.String()), "0", "0"
+				break
 			}
 			k.proto, k.sport, k.dport = "icmp", fmt.Sprint(ic.TypeCode.Type()), fmt.Sprint(ic.TypeCode.Code())
 		}
@@ -83,17 +81,17 @@ func reference(t *testing.T, file, dir string, into map[flowKey]flowCount) (arp 
 }
 
 // ntaFlows returns the flow counters of one interface.
-func ntaFlows(m metrics, iface string) map[flowKey]flowCount {
+func ntaFlows(m testenv.Metrics, iface string) map[flowKey]flowCount {
 	out := map[flowKey]flowCount{}
 	for _, fam := range []string{"nta_flow_packets_total", "nta_flow_bytes_total"} {
-		for _, s := range m.all(fam, map[string]string{"interface": iface}) {
-			l := s.labels
+		for _, s := range m.All(fam, map[string]string{"interface": iface}) {
+			l := s.Labels
 			k := flowKey{l["direction"], l["src"], l["dst"], l["src_port"], l["dst_port"], l["proto"]}
 			c := out[k]
 			if fam == "nta_flow_packets_total" {
-				c.packets = s.value
+				c.packets = s.Value
 			} else {
-				c.bytes = s.value
+				c.bytes = s.Value
 			}
 			out[k] = c
 		}
@@ -121,10 +119,10 @@ func dump(m map[flowKey]flowCount) string {
 	return strings.Join(lines, "\n")
 }
 
-func sumFamily(m metrics, name string, match map[string]string) float64 {
+func sumFamily(m testenv.Metrics, name string, match map[string]string) float64 {
 	v := 0.0
-	for _, s := range m.all(name, match) {
-		v += s.value
+	for _, s := range m.All(name, match) {
+		v += s.Value
 	}
 	return v
 }
@@ -176,14 +174,14 @@ func sendRaw(t *testing.T, ns string, frames ...[]byte) {
 // gopacket), with zero kernel drops and flow sums equal to capture totals.
 // Then it deletes the interface and checks capture releases it.
 func TestFlowsExactOnNamespaces(t *testing.T) {
-	requireRoot(t)
-	requireTool(t, "tcpdump")
-	requireTool(t, "ping")
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "tcpdump", "")
+	testenv.RequireCommand(t, "ping", "")
 	p := newNSPair(t, "nt-f", "10.78.0")
-	e := startExporter(t, "--collector.flows", "--collector.flows.interfaces="+p.ah,
+	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah,
 		"--collector.flows.granularity=5tuple", "--collector.flows.idle-timeout=10m", "--collector.flows.arp-conflict-window=1m")
-	waitFor(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.scrape().all("nta_capture_kernel_packets_total", map[string]string{"interface": p.ah})) != 1 {
+	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
+		if len(e.Scrape().All("nta_capture_kernel_packets_total", map[string]string{"interface": p.ah})) != 1 {
 			return fmt.Errorf("not captured yet")
 		}
 		return nil
@@ -225,9 +223,9 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 
 	in, out := startTcpdump(t, p.ah, "in"), startTcpdump(t, p.ah, "out")
 	time.Sleep(300 * time.Millisecond)
-	before := e.scrape()
+	before := e.Scrape()
 
-	sh(t, "ip", "netns", "exec", p.a, "ping", "-c", "5", "-i", "0.2", "-W", "1", p.bIP)
+	testenv.Run(t, "ip", "netns", "exec", p.a, "ping", "-c", "5", "-i", "0.2", "-W", "1", p.bIP)
 	var udpC net.Conn
 	var tcpC net.Conn
 	inNetns(t, p.a, func() {
@@ -261,7 +259,7 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 	sendRaw(t, p.b, gratuitousARP(fake, net.ParseIP(p.aIP)), gratuitousARP(fake, net.ParseIP(p.aIP)))
 
 	time.Sleep(1500 * time.Millisecond) // ring block timeout + snapshot publication
-	after := e.scrape()
+	after := e.Scrape()
 	in.stop(t)
 	out.stop(t)
 
@@ -296,7 +294,7 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 	}
 
 	lbl := map[string]string{"interface": p.ah}
-	if d := after.one(t, "nta_capture_kernel_drops_total", lbl).value; d != 0 {
+	if d := after.One(t, "nta_capture_kernel_drops_total", lbl).Value; d != 0 {
 		t.Errorf("kernel drops %v, want 0", d)
 	}
 	arpDelta := sumFamily(after, "nta_capture_ethertype_packets_total", map[string]string{"interface": p.ah, "ethertype": "0x0806"}) -
@@ -306,15 +304,15 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 	}
 	// Every frame the kernel passed reached the table, and the table's
 	// flows + non-IP + undecodable account for every frame.
-	kernel := after.one(t, "nta_capture_kernel_packets_total", lbl).value
-	input := after.one(t, "nta_flow_input_packets_total", lbl).value
+	kernel := after.One(t, "nta_capture_kernel_packets_total", lbl).Value
+	input := after.One(t, "nta_flow_input_packets_total", lbl).Value
 	flows := sumFamily(after, "nta_flow_packets_total", lbl)
 	other := sumFamily(after, "nta_capture_ethertype_packets_total", lbl) + sumFamily(after, "nta_capture_decode_errors_total", lbl)
 	if kernel != input || flows+other != input {
 		t.Errorf("kernel packets %v, table input %v, flows %v + non-IP/undecodable %v", kernel, input, flows, other)
 	}
 	// ARP: the real binding and the conflicting claim.
-	if len(after.all("nta_arp_bindings", map[string]string{"interface": p.ah, "ip": p.aIP, "mac": p.aMAC})) != 1 {
+	if len(after.All("nta_arp_bindings", map[string]string{"interface": p.ah, "ip": p.aIP, "mac": p.aMAC})) != 1 {
 		t.Errorf("no ARP binding %s → %s on %s", p.aIP, p.aMAC, p.ah)
 	}
 	if c := sumFamily(after, "nta_arp_conflicts_total", map[string]string{"interface": p.ah, "ip": p.aIP}); c < 1 {
@@ -322,21 +320,21 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 	}
 
 	// The interface vanishes: capture releases it, the exporter keeps serving.
-	sh(t, "ip", "link", "del", p.ah)
-	waitFor(t, "capture released "+p.ah, 20*time.Second, func() error {
-		m := e.scrape()
+	testenv.Run(t, "ip", "link", "del", p.ah)
+	testenv.Eventually(t, "capture released "+p.ah, 20*time.Second, func() error {
+		m := e.Scrape()
 		for _, f := range []string{"nta_capture_kernel_packets_total", "nta_flow_bytes_total", "nta_flow_input_packets_total"} {
-			if s := m.all(f, lbl); len(s) != 0 {
+			if s := m.All(f, lbl); len(s) != 0 {
 				return fmt.Errorf("%s still exported for %s", f, p.ah)
 			}
 		}
-		if v := m.one(t, "nta_collector_success", map[string]string{"collector": "flows"}).value; v != 1 {
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "flows"}).Value; v != 1 {
 			return fmt.Errorf("flows collector success %v", v)
 		}
 		return nil
 	})
-	if n := countLines(e.logs.String(), "level=ERROR"); n != 0 {
-		t.Errorf("error lines after an interface vanished:\n%s", e.logs.String())
+	if n := countLines(e.Logs.String(), "level=ERROR"); n != 0 {
+		t.Errorf("error lines after an interface vanished:\n%s", e.Logs.String())
 	}
 }
 
@@ -345,21 +343,21 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 // budget, folded flows keep the totals exact, and after the idle timeout
 // the flows leave the table and /metrics.
 func TestFlowsBudgetFloodAndExpiry(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	p := newNSPair(t, "nt-g", "10.79.0")
 	const budget, n, payload = 1000, 20000, 100
-	e := startExporter(t, "--collector.flows", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
+	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
 		fmt.Sprintf("--collector.flows.max-flows-per-interface=%d", budget), "--collector.flows.idle-timeout=4s")
 	lbl := map[string]string{"interface": p.ah}
-	waitFor(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.scrape().all("nta_capture_kernel_packets_total", lbl)) != 1 {
+	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
+		if len(e.Scrape().All("nta_capture_kernel_packets_total", lbl)) != 1 {
 			return fmt.Errorf("not captured yet")
 		}
 		return nil
 	})
 	// A black-hole neighbour: frames leave, nothing answers.
-	sh(t, "ip", "-n", p.a, "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
-	heapBefore := e.scrape().one(t, "go_memstats_heap_inuse_bytes", nil).value
+	testenv.Run(t, "ip", "-n", p.a, "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
+	heapBefore := e.Scrape().One(t, "go_memstats_heap_inuse_bytes", nil).Value
 	inNetns(t, p.a, func() {
 		c, err := net.ListenPacket("udp4", ":0")
 		if err != nil {
@@ -377,14 +375,14 @@ func TestFlowsBudgetFloodAndExpiry(t *testing.T) {
 		}
 	})
 	time.Sleep(1500 * time.Millisecond)
-	m := e.scrape()
-	if d := m.one(t, "nta_capture_kernel_drops_total", lbl).value; d != 0 {
+	m := e.Scrape()
+	if d := m.One(t, "nta_capture_kernel_drops_total", lbl).Value; d != 0 {
 		t.Errorf("kernel drops %v during the flood", d)
 	}
-	if f := m.one(t, "nta_flow_table_flows", lbl).value; f > budget {
+	if f := m.One(t, "nta_flow_table_flows", lbl).Value; f > budget {
 		t.Errorf("table holds %v flows, budget %d", f, budget)
 	}
-	series := m.all("nta_flow_packets_total", lbl)
+	series := m.All("nta_flow_packets_total", lbl)
 	if len(series) > budget+2 {
 		t.Errorf("%d flow series on %s, budget %d (+ overflow)", len(series), p.ah, budget)
 	}
@@ -392,27 +390,27 @@ func TestFlowsBudgetFloodAndExpiry(t *testing.T) {
 	if pk, by := sumFamily(m, "nta_flow_packets_total", inMatch), sumFamily(m, "nta_flow_bytes_total", inMatch); pk != n || by != n*(payload+42) {
 		t.Errorf("flood totals: %v packets %v bytes, want %d and %d", pk, by, n, n*(payload+42))
 	}
-	if len(m.all("nta_flow_packets_total", map[string]string{"interface": p.ah, "src": "overflow"})) == 0 {
+	if len(m.All("nta_flow_packets_total", map[string]string{"interface": p.ah, "src": "overflow"})) == 0 {
 		t.Errorf("no overflow series after %d flows with budget %d", n, budget)
 	}
 	if f := sumFamily(m, "nta_flow_folded_flows_total", lbl) + sumFamily(m, "nta_flow_evicted_flows_total", lbl); f < n-budget {
 		t.Errorf("folded+evicted %v, want ≥ %d", f, n-budget)
 	}
-	heapPeak := m.one(t, "go_memstats_heap_inuse_bytes", nil).value
+	heapPeak := m.One(t, "go_memstats_heap_inuse_bytes", nil).Value
 
-	waitFor(t, "flows expired", 30*time.Second, func() error {
-		m := e.scrape()
-		if f := m.one(t, "nta_flow_table_flows", lbl).value; f != 0 {
+	testenv.Eventually(t, "flows expired", 30*time.Second, func() error {
+		m := e.Scrape()
+		if f := m.One(t, "nta_flow_table_flows", lbl).Value; f != 0 {
 			return fmt.Errorf("%v flows left", f)
 		}
-		for _, s := range m.all("nta_flow_packets_total", lbl) {
-			if s.labels["src"] != "overflow" {
-				return fmt.Errorf("flow series left: %v", s.labels)
+		for _, s := range m.All("nta_flow_packets_total", lbl) {
+			if s.Labels["src"] != "overflow" {
+				return fmt.Errorf("flow series left: %v", s.Labels)
 			}
 		}
 		return nil
 	})
-	heapAfter := e.scrape().one(t, "go_memstats_heap_inuse_bytes", nil).value
+	heapAfter := e.Scrape().One(t, "go_memstats_heap_inuse_bytes", nil).Value
 	t.Logf("heap in use: before %.1f MiB, after flood %.1f MiB, after expiry %.1f MiB", heapBefore/(1<<20), heapPeak/(1<<20), heapAfter/(1<<20))
 	if heapAfter > heapBefore+16<<20 {
 		t.Errorf("heap did not come back: before %.0f, after expiry %.0f", heapBefore, heapAfter)
@@ -445,33 +443,33 @@ func floodUDP(t *testing.T, ns, ip string, n, payload int) {
 // checks the exporter's heap comes back near where it was once they expire
 // (Go maps never shrink; the table is rebuilt).
 func TestFlowsMemoryReturnsAfterExpiry(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	p := newNSPair(t, "nt-m", "10.80.0")
 	const n = 60000
-	e := startExporter(t, "--collector.flows", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
+	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
 		"--collector.flows.max-flows-per-interface=100000", "--collector.flows.max-flows=100000", "--collector.flows.idle-timeout=5s")
 	lbl := map[string]string{"interface": p.ah}
-	waitFor(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.scrape().all("nta_capture_kernel_packets_total", lbl)) != 1 {
+	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
+		if len(e.Scrape().All("nta_capture_kernel_packets_total", lbl)) != 1 {
 			return fmt.Errorf("not captured yet")
 		}
 		return nil
 	})
-	sh(t, "ip", "-n", p.a, "neigh", "add", "10.80.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
+	testenv.Run(t, "ip", "-n", p.a, "neigh", "add", "10.80.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
 	heap := func() float64 {
 		// A scrape of 60000 flows allocates; measure the retained heap after a GC
 		// cycle has had the chance to run (go_memstats_heap_inuse_bytes).
-		return e.scrape().one(t, "go_memstats_heap_inuse_bytes", nil).value
+		return e.Scrape().One(t, "go_memstats_heap_inuse_bytes", nil).Value
 	}
 	before := heap()
 	floodUDP(t, p.a, "10.80.0.99", n, 64)
 	time.Sleep(1500 * time.Millisecond)
-	if f := e.scrape().one(t, "nta_flow_table_flows", lbl).value; f < n*0.99 {
+	if f := e.Scrape().One(t, "nta_flow_table_flows", lbl).Value; f < n*0.99 {
 		t.Fatalf("table holds %v flows, want ~%d", f, n)
 	}
 	peak := heap()
-	waitFor(t, "flows expired", 40*time.Second, func() error {
-		if f := e.scrape().one(t, "nta_flow_table_flows", lbl).value; f != 0 {
+	testenv.Eventually(t, "flows expired", 40*time.Second, func() error {
+		if f := e.Scrape().One(t, "nta_flow_table_flows", lbl).Value; f != 0 {
 			return fmt.Errorf("%v flows left", f)
 		}
 		return nil
@@ -480,7 +478,7 @@ func TestFlowsMemoryReturnsAfterExpiry(t *testing.T) {
 	// its next GC, which scrapes trigger and which runs at least every 2 min.
 	var after float64
 	begin := time.Now()
-	waitFor(t, "heap back near its baseline", 150*time.Second, func() error {
+	testenv.Eventually(t, "heap back near its baseline", 150*time.Second, func() error {
 		after = heap()
 		if after > before+(peak-before)/3 {
 			return fmt.Errorf("heap in use %.1f MiB (before %.1f, peak %.1f)", after/(1<<20), before/(1<<20), peak/(1<<20))
@@ -497,45 +495,46 @@ func TestFlowsMemoryReturnsAfterExpiry(t *testing.T) {
 // host ends of container veths it learns from Docker, picks up a container
 // started after it, and labels flows with container names.
 func TestFlowsDockerNames(t *testing.T) {
-	requireDocker(t)
+	testenv.RequireRoot(t)
+	testimage.RequireDocker(t)
 	img := testimage.Ensure(t)
 	netName, _ := testimage.CreateNetwork(t, "nt-fl")
-	e := startExporter(t, "--collector.flows", "--collector.flows.granularity=5tuple")
+	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.granularity=5tuple")
 	// Started after the exporter: capture must pick them up without a restart.
 	a := testimage.RunContainer(t, "nt-fla", "--network", netName, img)
 	b := testimage.RunContainer(t, "nt-flb", "--network", netName, img)
 	var bVeth string
-	waitFor(t, "capture on the containers' veths", 30*time.Second, func() error {
-		m := e.scrape()
-		ep := m.all("nta_docker_endpoint_info", map[string]string{"container": b, "network": netName})
-		if len(ep) != 1 || ep[0].labels["host_interface"] == "" {
+	testenv.Eventually(t, "capture on the containers' veths", 30*time.Second, func() error {
+		m := e.Scrape()
+		ep := m.All("nta_docker_endpoint_info", map[string]string{"container": b, "network": netName})
+		if len(ep) != 1 || ep[0].Labels["host_interface"] == "" {
 			return fmt.Errorf("endpoint of %s not resolved", b)
 		}
-		bVeth = ep[0].labels["host_interface"]
-		if len(m.all("nta_capture_kernel_packets_total", map[string]string{"interface": bVeth})) != 1 {
+		bVeth = ep[0].Labels["host_interface"]
+		if len(m.All("nta_capture_kernel_packets_total", map[string]string{"interface": bVeth})) != 1 {
 			return fmt.Errorf("%s not captured", bVeth)
 		}
 		return nil
 	})
-	aIP := strings.TrimSpace(sh(t, "docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+netName+`").IPAddress}}`, a))
-	bIP := strings.TrimSpace(sh(t, "docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+netName+`").IPAddress}}`, b))
-	out := sh(t, "docker", "exec", a, "/app", "-send", bIP+":80", "-proto", "udp", "-bytes", "5000", "-chunk", "500")
+	aIP := strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+netName+`").IPAddress}}`, a))
+	bIP := strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", `{{(index .NetworkSettings.Networks "`+netName+`").IPAddress}}`, b))
+	out := testenv.Run(t, "docker", "exec", a, "/app", "-send", bIP+":80", "-proto", "udp", "-bytes", "5000", "-chunk", "500")
 	if !strings.Contains(out, "sent 5000 bytes") {
 		t.Fatalf("sender: %s", out)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	m := e.scrape()
+	m := e.Scrape()
 	// On b's host veth the datagrams are transmitted towards b: direction out.
 	match := map[string]string{"interface": bVeth, "direction": "out", "proto": "udp", "src": aIP, "dst": bIP, "dst_port": "80"}
-	pk := m.one(t, "nta_flow_packets_total", match)
-	by := m.one(t, "nta_flow_bytes_total", match)
-	if pk.value != 10 || by.value != 10*(500+42) {
-		t.Errorf("a→b udp on %s: %v packets %v bytes, want 10 and %d", bVeth, pk.value, by.value, 10*(500+42))
+	pk := m.One(t, "nta_flow_packets_total", match)
+	by := m.One(t, "nta_flow_bytes_total", match)
+	if pk.Value != 10 || by.Value != 10*(500+42) {
+		t.Errorf("a→b udp on %s: %v packets %v bytes, want 10 and %d", bVeth, pk.Value, by.Value, 10*(500+42))
 	}
-	if pk.labels["src_name"] != a || pk.labels["dst_name"] != b {
-		t.Errorf("flow names: src_name %q dst_name %q, want %q and %q", pk.labels["src_name"], pk.labels["dst_name"], a, b)
+	if pk.Labels["src_name"] != a || pk.Labels["dst_name"] != b {
+		t.Errorf("flow names: src_name %q dst_name %q, want %q and %q", pk.Labels["src_name"], pk.Labels["dst_name"], a, b)
 	}
-	if d := m.one(t, "nta_capture_kernel_drops_total", map[string]string{"interface": bVeth}).value; d != 0 {
+	if d := m.One(t, "nta_capture_kernel_drops_total", map[string]string{"interface": bVeth}).Value; d != 0 {
 		t.Errorf("kernel drops on %s: %v", bVeth, d)
 	}
 }

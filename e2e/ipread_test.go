@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // ipLink is the part of `ip -j -d link` the tests compare.
@@ -83,7 +85,7 @@ func netnsIDs(t testing.TB) map[int]string {
 		Nsid int    `json:"nsid"`
 		Name string `json:"name"`
 	}
-	out := strings.TrimSpace(sh(t, "ip", "-j", "netns", "list-id"))
+	out := strings.TrimSpace(testenv.Run(t, "ip", "-j", "netns", "list-id"))
 	if out == "" {
 		return map[int]string{}
 	}

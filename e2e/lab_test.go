@@ -5,8 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/tangfeixiong/nta/internal/testenv"
 	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
@@ -30,33 +30,34 @@ const (
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireDocker(t)
+	testenv.RequireRoot(t)
+	testimage.RequireDocker(t)
 	l := &lab{image: testimage.Ensure(t)}
 	l.teardown() // leftovers of an interrupted run
 	t.Cleanup(l.teardown)
 
 	// Linux bridges joined by a veth pair, a named namespace on br0.
-	sh(t, "ip", "link", "add", "nt-br0", "type", "bridge")
-	sh(t, "ip", "link", "add", "nt-br1", "type", "bridge")
-	sh(t, "ip", "link", "add", "nt-v0", "type", "veth", "peer", "name", "nt-v1")
-	sh(t, "ip", "link", "set", "nt-v0", "master", "nt-br0")
-	sh(t, "ip", "link", "set", "nt-v1", "master", "nt-br1")
-	sh(t, "ip", "netns", "add", labNS)
-	sh(t, "ip", "link", "add", "nt-ns1h", "type", "veth", "peer", "name", "eth0", "netns", labNS)
-	sh(t, "ip", "link", "set", "nt-ns1h", "master", "nt-br0")
-	sh(t, "ip", "-n", labNS, "addr", "add", "10.77.0.2/24", "dev", "eth0")
+	testenv.Run(t, "ip", "link", "add", "nt-br0", "type", "bridge")
+	testenv.Run(t, "ip", "link", "add", "nt-br1", "type", "bridge")
+	testenv.Run(t, "ip", "link", "add", "nt-v0", "type", "veth", "peer", "name", "nt-v1")
+	testenv.Run(t, "ip", "link", "set", "nt-v0", "master", "nt-br0")
+	testenv.Run(t, "ip", "link", "set", "nt-v1", "master", "nt-br1")
+	testenv.Run(t, "ip", "netns", "add", labNS)
+	testenv.Run(t, "ip", "link", "add", "nt-ns1h", "type", "veth", "peer", "name", "eth0", "netns", labNS)
+	testenv.Run(t, "ip", "link", "set", "nt-ns1h", "master", "nt-br0")
+	testenv.Run(t, "ip", "-n", labNS, "addr", "add", "10.77.0.2/24", "dev", "eth0")
 	for _, dev := range []string{"nt-br0", "nt-br1", "nt-v0", "nt-v1", "nt-ns1h"} {
-		sh(t, "ip", "link", "set", dev, "up")
+		testenv.Run(t, "ip", "link", "set", dev, "up")
 	}
-	sh(t, "ip", "-n", labNS, "link", "set", "eth0", "up")
-	sh(t, "ip", "-n", labNS, "link", "set", "lo", "up")
+	testenv.Run(t, "ip", "-n", labNS, "link", "set", "eth0", "up")
+	testenv.Run(t, "ip", "-n", labNS, "link", "set", "lo", "up")
 
 	// Docker: the default bridge and a user-defined one.
-	sh(t, "docker", "network", "create", "--driver", "bridge", "--subnet", labSubnet, "--label", "nta-e2e=1", labNet)
+	testenv.Run(t, "docker", "network", "create", "--driver", "bridge", "--subnet", labSubnet, "--label", "nta-e2e=1", labNet)
 	l.run(t, "nt-web", "-p", hostPort+":80")
 	l.run(t, "nt-app")
 	l.run(t, "nt-both")
-	sh(t, "docker", "network", "connect", labNet, "nt-both")
+	testenv.Run(t, "docker", "network", "connect", labNet, "nt-both")
 	l.run(t, "nt-db", "--network", labNet)
 	return l
 }
@@ -66,26 +67,26 @@ func (l *lab) run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	a := append([]string{"run", "-d", "--name", name, "--label", "nta-e2e=1"}, args...)
 	a = append(a, l.image)
-	sh(t, "docker", a...)
+	testenv.Run(t, "docker", a...)
 	l.containers = append(l.containers, name)
 }
 
 func (l *lab) teardown() {
 	out, _ := execOut("docker", "ps", "-aq", "--filter", "label=nta-e2e=1")
 	for _, id := range strings.Fields(out) {
-		shQuiet("docker", "rm", "-f", id)
+		testenv.RunQuiet("docker", "rm", "-f", id)
 	}
-	shQuiet("docker", "network", "rm", labNet)
+	testenv.RunQuiet("docker", "network", "rm", labNet)
 	for _, dev := range []string{"nt-br0", "nt-br1", "nt-v0", "nt-ns1h"} {
-		shQuiet("ip", "link", "del", dev)
+		testenv.RunQuiet("ip", "link", "del", dev)
 	}
-	shQuiet("ip", "netns", "del", labNS)
+	testenv.RunQuiet("ip", "netns", "del", labNS)
 }
 
 // sandbox returns a container's network namespace file and nta's id for it.
 func sandbox(t testing.TB, name string) (path, id string) {
 	t.Helper()
-	path = strings.TrimSpace(sh(t, "docker", "inspect", "-f", "{{.NetworkSettings.SandboxKey}}", name))
+	path = strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", "{{.NetworkSettings.SandboxKey}}", name))
 	if path == "" {
 		t.Fatalf("container %s has no sandbox", name)
 	}
@@ -95,20 +96,6 @@ func sandbox(t testing.TB, name string) (path, id string) {
 func execOut(name string, args ...string) (string, error) {
 	b, err := exec.Command(name, args...).Output()
 	return string(b), err
-}
-
-// waitFor polls until f is nil.
-func waitFor(t testing.TB, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v: %v", what, timeout, err)
 }
 
 func init() {

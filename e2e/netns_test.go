@@ -6,8 +6,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // inNetns runs f on an OS thread switched into the named namespace. Sockets
@@ -54,32 +57,32 @@ func newNSPair(t *testing.T, prefix, subnet string) *nsPair {
 	rule := []string{"FORWARD", "-i", p.bridge, "-o", p.bridge, "-j", "ACCEPT"}
 	del := func() {
 		if _, err := exec.LookPath("iptables"); err == nil {
-			shQuiet("iptables", append([]string{"-D"}, rule...)...)
+			testenv.RunQuiet("iptables", append([]string{"-D"}, rule...)...)
 		}
-		shQuiet("ip", "link", "del", p.bridge)
-		shQuiet("ip", "link", "del", p.ah)
-		shQuiet("ip", "link", "del", p.bh)
-		shQuiet("ip", "netns", "del", p.a)
-		shQuiet("ip", "netns", "del", p.b)
+		testenv.RunQuiet("ip", "link", "del", p.bridge)
+		testenv.RunQuiet("ip", "link", "del", p.ah)
+		testenv.RunQuiet("ip", "link", "del", p.bh)
+		testenv.RunQuiet("ip", "netns", "del", p.a)
+		testenv.RunQuiet("ip", "netns", "del", p.b)
 	}
 	del()
 	t.Cleanup(del)
-	sh(t, "ip", "link", "add", p.bridge, "type", "bridge")
-	sh(t, "sysctl", "-qw", "net.ipv6.conf."+p.bridge+".disable_ipv6=1")
-	sh(t, "ip", "link", "set", p.bridge, "up")
+	testenv.Run(t, "ip", "link", "add", p.bridge, "type", "bridge")
+	testenv.Run(t, "sysctl", "-qw", "net.ipv6.conf."+p.bridge+".disable_ipv6=1")
+	testenv.Run(t, "ip", "link", "set", p.bridge, "up")
 	if _, err := exec.LookPath("iptables"); err == nil {
-		sh(t, "iptables", append([]string{"-I"}, rule...)...)
+		testenv.Run(t, "iptables", append([]string{"-I"}, rule...)...)
 	}
 	for _, side := range []struct{ ns, host, ip string }{{p.a, p.ah, p.aIP}, {p.b, p.bh, p.bIP}} {
-		sh(t, "ip", "netns", "add", side.ns)
-		sh(t, "ip", "netns", "exec", side.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-		sh(t, "ip", "netns", "exec", side.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-		sh(t, "ip", "link", "add", side.host, "type", "veth", "peer", "name", "eth0", "netns", side.ns)
-		sh(t, "sysctl", "-qw", "net.ipv6.conf."+side.host+".disable_ipv6=1")
-		sh(t, "ip", "link", "set", side.host, "master", p.bridge, "up")
-		sh(t, "ip", "-n", side.ns, "addr", "add", side.ip+"/24", "dev", "eth0")
-		sh(t, "ip", "-n", side.ns, "link", "set", "eth0", "up")
-		sh(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
+		testenv.Run(t, "ip", "netns", "add", side.ns)
+		testenv.Run(t, "ip", "netns", "exec", side.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+		testenv.Run(t, "ip", "netns", "exec", side.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+		testenv.Run(t, "ip", "link", "add", side.host, "type", "veth", "peer", "name", "eth0", "netns", side.ns)
+		testenv.Run(t, "sysctl", "-qw", "net.ipv6.conf."+side.host+".disable_ipv6=1")
+		testenv.Run(t, "ip", "link", "set", side.host, "master", p.bridge, "up")
+		testenv.Run(t, "ip", "-n", side.ns, "addr", "add", side.ip+"/24", "dev", "eth0")
+		testenv.Run(t, "ip", "-n", side.ns, "link", "set", "eth0", "up")
+		testenv.Run(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
 	}
 	p.aMAC = macIn(t, p.a)
 	p.bMAC = macIn(t, p.b)
@@ -94,36 +97,32 @@ func macIn(t testing.TB, ns string) string {
 
 // tcpdump captures one direction of an interface to a pcap file.
 type tcpdump struct {
-	cmd  *exec.Cmd
+	*testenv.Process
 	file string
-	errb *syncBuffer
 }
 
 func startTcpdump(t *testing.T, iface, dir string) *tcpdump {
 	t.Helper()
 	file := fmt.Sprintf("%s/%s-%s.pcap", t.TempDir(), iface, dir)
-	d := &tcpdump{file: file, errb: &syncBuffer{}}
-	d.cmd = exec.Command("tcpdump", "-i", iface, "-Q", dir, "-U", "-n", "-s", "256", "-w", file)
-	d.cmd.Stderr = d.errb
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("tcpdump: %v", err)
-	}
-	t.Cleanup(func() { _ = d.cmd.Process.Kill(); _ = d.cmd.Wait() })
-	waitFor(t, "tcpdump listening on "+iface, 10e9, func() error {
-		if strings.Contains(d.errb.String(), "listening on") {
+	d := &tcpdump{file: file}
+	d.Process = testenv.Start(t, "tcpdump", "tcpdump", "-i", iface, "-Q", dir, "-U", "-n", "-s", "256", "-w", file)
+	testenv.Eventually(t, "tcpdump listening on "+iface, 10*time.Second, func() error {
+		if strings.Contains(d.Logs.String(), "listening on") {
 			return nil
 		}
-		return fmt.Errorf("no 'listening on' yet: %s", d.errb.String())
+		return fmt.Errorf("no 'listening on' yet: %s", d.Logs.String())
 	})
 	return d
 }
 
-// stop ends the capture and returns tcpdump's kernel drop count.
+// stop ends the capture and fails t when tcpdump reports kernel drops.
 func (d *tcpdump) stop(t *testing.T) {
 	t.Helper()
-	_ = d.cmd.Process.Signal(interruptSignal)
-	_ = d.cmd.Wait()
-	if !strings.Contains("\n"+d.errb.String(), "\n0 packets dropped by kernel") {
-		t.Fatalf("tcpdump dropped packets, the reference is incomplete: %s", d.errb.String())
+	_ = d.Cmd.Process.Signal(interruptSignal)
+	if exited, _ := d.WaitExit(10 * time.Second); !exited {
+		t.Fatalf("tcpdump did not stop within 10s of SIGINT")
+	}
+	if !strings.Contains("\n"+d.Logs.String(), "\n0 packets dropped by kernel") {
+		t.Fatalf("tcpdump dropped packets, the reference is incomplete: %s", d.Logs.String())
 	}
 }

@@ -8,14 +8,28 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // TestDockerLab builds the lab and checks every family of the exporter
 // against ip, bridge and docker's own reading of the same state.
 func TestDockerLab(t *testing.T) {
 	l := newLab(t)
-	e := startExporter(t)
-	m := e.scrape()
+	e := testenv.StartExporter(t)
+	// Docker's view is synced in the background: wait for it, and for every
+	// lab container, before comparing.
+	var m testenv.Metrics
+	testenv.Eventually(t, "docker view synced with the lab", 30*time.Second, func() error {
+		m = e.Scrape()
+		for _, c := range l.containers {
+			if len(m.All("nta_docker_container_info", map[string]string{"container": c})) != 1 {
+				return fmt.Errorf("container %s not exported yet", c)
+			}
+		}
+		return nil
+	})
 
 	// Namespaces to compare: the host, the named one, each lab container's sandbox.
 	nsPaths := map[string]string{"host": "", "named:" + labNS: "/var/run/netns/" + labNS}
@@ -27,16 +41,16 @@ func TestDockerLab(t *testing.T) {
 	t.Run("interfaces match ip -j -d link in every namespace", func(t *testing.T) {
 		for nsID, path := range nsPaths {
 			want := ipLinks(t, path)
-			got := map[string]series{}
-			for _, s := range m.all("nta_interface_info", map[string]string{"netns": nsID}) {
-				got[s.labels["interface"]] = s
+			got := map[string]testenv.Sample{}
+			for _, s := range m.All("nta_interface_info", map[string]string{"netns": nsID}) {
+				got[s.Labels["interface"]] = s
 			}
 			if g, w := keys(got), keys(want); !equal(g, w) {
 				t.Errorf("netns %s: interfaces: nta %v, ip %v", nsID, g, w)
 				continue
 			}
 			for name, il := range want {
-				s := got[name].labels
+				s := got[name].Labels
 				check := map[string][2]string{
 					"ifindex":   {s["ifindex"], strconv.Itoa(il.Ifindex)},
 					"kind":      {s["kind"], il.kind()},
@@ -66,8 +80,8 @@ func TestDockerLab(t *testing.T) {
 			want[p.Master+"/"+p.Ifname] = p.State
 		}
 		got := map[string]string{}
-		for _, s := range m.all("nta_bridge_port_info", map[string]string{"netns": "host", "master_kind": "bridge"}) {
-			got[s.labels["bridge"]+"/"+s.labels["interface"]] = s.labels["stp_state"]
+		for _, s := range m.All("nta_bridge_port_info", map[string]string{"netns": "host", "master_kind": "bridge"}) {
+			got[s.Labels["bridge"]+"/"+s.Labels["interface"]] = s.Labels["stp_state"]
 		}
 		if !equal(keys(got), keys(want)) {
 			t.Fatalf("bridge ports: nta %v, bridge -j link %v", keys(got), keys(want))
@@ -96,7 +110,7 @@ func TestDockerLab(t *testing.T) {
 			if il.kind() != "veth" {
 				continue
 			}
-			s := m.one(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": name}).labels
+			s := m.One(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": name}).Labels
 			switch {
 			case il.LinkNetnsid == nil:
 				if s["peer_netns"] != "host" || s["peer_interface"] != il.Link {
@@ -116,11 +130,11 @@ func TestDockerLab(t *testing.T) {
 					continue
 				}
 				want := byIndex[il.LinkIndex]
-				s := m.one(t, "nta_veth_peer_info", map[string]string{"netns": nsID, "interface": name}).labels
+				s := m.One(t, "nta_veth_peer_info", map[string]string{"netns": nsID, "interface": name}).Labels
 				if s["peer_netns"] != "host" || s["peer_interface"] != want {
 					t.Errorf("%s %s: peer %s/%s, ip says host/%s", c, name, s["peer_netns"], s["peer_interface"], want)
 				}
-				back := m.one(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": want}).labels
+				back := m.One(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": want}).Labels
 				if back["peer_netns"] != nsID || back["peer_interface"] != name {
 					t.Errorf("host %s: peer %s/%s, want %s/%s", want, back["peer_netns"], back["peer_interface"], nsID, name)
 				}
@@ -145,7 +159,7 @@ func TestDockerLab(t *testing.T) {
 			}
 			jsonOf(t, &nets, "docker", "network", "inspect", netName)
 			n := nets[0]
-			s := m.one(t, "nta_docker_network_info", map[string]string{"network": netName}).labels
+			s := m.One(t, "nta_docker_network_info", map[string]string{"network": netName}).Labels
 			bridge := "br-" + n.ID[:12]
 			if b := n.Options["com.docker.network.bridge.name"]; b != "" {
 				bridge = b
@@ -162,26 +176,26 @@ func TestDockerLab(t *testing.T) {
 				want[id] = c.Name + " " + strings.Split(c.IPv4Address, "/")[0] + " " + c.MacAddress
 			}
 			got := map[string]string{}
-			for _, e := range m.all("nta_docker_endpoint_info", map[string]string{"network": netName}) {
-				got[e.labels["container_id"]] = e.labels["container"] + " " + e.labels["ipv4"] + " " + e.labels["mac"]
+			for _, e := range m.All("nta_docker_endpoint_info", map[string]string{"network": netName}) {
+				got[e.Labels["container_id"]] = e.Labels["container"] + " " + e.Labels["ipv4"] + " " + e.Labels["mac"]
 			}
 			if fmt.Sprint(sortedPairs(got)) != fmt.Sprint(sortedPairs(want)) {
 				t.Errorf("network %s endpoints:\n nta    %v\n docker %v", netName, sortedPairs(got), sortedPairs(want))
 			}
 			// The bridge behind it exists and carries the containers' host veths.
-			for _, e := range m.all("nta_docker_endpoint_info", map[string]string{"network": netName}) {
-				hv := e.labels["host_interface"]
+			for _, e := range m.All("nta_docker_endpoint_info", map[string]string{"network": netName}) {
+				hv := e.Labels["host_interface"]
 				if hv == "" {
-					t.Errorf("endpoint %s on %s: no host-side veth", e.labels["container"], netName)
+					t.Errorf("endpoint %s on %s: no host-side veth", e.Labels["container"], netName)
 					continue
 				}
-				p := m.one(t, "nta_bridge_port_info", map[string]string{"netns": "host", "interface": hv}).labels
+				p := m.One(t, "nta_bridge_port_info", map[string]string{"netns": "host", "interface": hv}).Labels
 				if p["bridge"] != bridge {
-					t.Errorf("%s's veth %s is on %s, want %s", e.labels["container"], hv, p["bridge"], bridge)
+					t.Errorf("%s's veth %s is on %s, want %s", e.Labels["container"], hv, p["bridge"], bridge)
 				}
 			}
 		}
-		both := m.all("nta_docker_endpoint_info", map[string]string{"container": "nt-both"})
+		both := m.All("nta_docker_endpoint_info", map[string]string{"container": "nt-both"})
 		if len(both) != 2 {
 			t.Errorf("nt-both: %d endpoints, want 2 (bridge + lnmp)", len(both))
 		}
@@ -189,7 +203,7 @@ func TestDockerLab(t *testing.T) {
 
 	t.Run("published ports match docker inspect", func(t *testing.T) {
 		var ports map[string][]struct{ HostIp, HostPort string }
-		if err := json.Unmarshal([]byte(sh(t, "docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", "nt-web")), &ports); err != nil {
+		if err := json.Unmarshal([]byte(testenv.Run(t, "docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", "nt-web")), &ports); err != nil {
 			t.Fatal(err)
 		}
 		var want []string
@@ -200,8 +214,8 @@ func TestDockerLab(t *testing.T) {
 			}
 		}
 		var got []string
-		for _, s := range m.all("nta_docker_published_port_info", map[string]string{"container": "nt-web"}) {
-			got = append(got, s.labels["host_ip"]+":"+s.labels["host_port"]+"->"+s.labels["container_port"]+"/"+s.labels["protocol"])
+		for _, s := range m.All("nta_docker_published_port_info", map[string]string{"container": "nt-web"}) {
+			got = append(got, s.Labels["host_ip"]+":"+s.Labels["host_port"]+"->"+s.Labels["container_port"]+"/"+s.Labels["protocol"])
 		}
 		sort.Strings(want)
 		sort.Strings(got)
@@ -212,29 +226,29 @@ func TestDockerLab(t *testing.T) {
 
 	t.Run("node graph joins bridges, veths, containers and networks", func(t *testing.T) {
 		nodes := map[string]bool{}
-		for _, s := range m.all("nta_node_info", nil) {
+		for _, s := range m.All("nta_node_info", nil) {
 			for _, l := range []string{"id", "title", "subtitle", "kind"} {
-				if _, ok := s.labels[l]; !ok {
-					t.Fatalf("node without label %s: %v", l, s.labels)
+				if _, ok := s.Labels[l]; !ok {
+					t.Fatalf("node without label %s: %v", l, s.Labels)
 				}
 			}
-			nodes[s.labels["id"]] = true
+			nodes[s.Labels["id"]] = true
 		}
-		for _, s := range m.all("nta_edge_info", nil) {
-			if !nodes[s.labels["source"]] || !nodes[s.labels["target"]] {
-				t.Errorf("dangling edge %v", s.labels)
+		for _, s := range m.All("nta_edge_info", nil) {
+			if !nodes[s.Labels["source"]] || !nodes[s.Labels["target"]] {
+				t.Errorf("dangling edge %v", s.Labels)
 			}
 		}
-		m.one(t, "nta_edge_info", map[string]string{"kind": "veth_link", "source": "if:host/nt-br0", "target": "if:host/nt-br1"})
-		m.one(t, "nta_edge_info", map[string]string{"kind": "member", "source": "if:host/nt-ns1h", "target": "if:host/nt-br0"})
-		m.one(t, "nta_edge_info", map[string]string{"kind": "veth", "source": "if:host/nt-ns1h", "target": "if:named:nt-ns1/eth0"})
+		m.One(t, "nta_edge_info", map[string]string{"kind": "veth_link", "source": "if:host/nt-br0", "target": "if:host/nt-br1"})
+		m.One(t, "nta_edge_info", map[string]string{"kind": "member", "source": "if:host/nt-ns1h", "target": "if:host/nt-br0"})
+		m.One(t, "nta_edge_info", map[string]string{"kind": "veth", "source": "if:host/nt-ns1h", "target": "if:named:nt-ns1/eth0"})
 		_, webNS := sandbox(t, "nt-web")
-		id := strings.TrimSpace(sh(t, "docker", "inspect", "-f", "{{.Id}}", "nt-web"))
-		m.one(t, "nta_edge_info", map[string]string{"kind": "sandbox", "source": "container:" + id[:12], "target": "netns:" + webNS})
+		id := strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", "{{.Id}}", "nt-web"))
+		m.One(t, "nta_edge_info", map[string]string{"kind": "sandbox", "source": "container:" + id[:12], "target": "netns:" + webNS})
 		// Ids are stable: a second scrape gives the same node set.
 		again := map[string]bool{}
-		for _, s := range e.scrape().all("nta_node_info", nil) {
-			again[s.labels["id"]] = true
+		for _, s := range e.Scrape().All("nta_node_info", nil) {
+			again[s.Labels["id"]] = true
 		}
 		if !equal(keys(nodes), keys(again)) {
 			t.Errorf("node ids changed between scrapes")
@@ -243,7 +257,7 @@ func TestDockerLab(t *testing.T) {
 
 	t.Run("promtool check metrics passes", func(t *testing.T) {
 		cmd := exec.Command("promtool", "check", "metrics")
-		cmd.Stdin = strings.NewReader(e.raw())
+		cmd.Stdin = strings.NewReader(e.Raw())
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("promtool check metrics: %v\n%s", err, out)
@@ -251,9 +265,9 @@ func TestDockerLab(t *testing.T) {
 	})
 
 	t.Run("every collector succeeded", func(t *testing.T) {
-		for _, s := range m.all("nta_collector_success", nil) {
-			if s.value != 1 {
-				t.Errorf("collector %s: success %v", s.labels["collector"], s.value)
+		for _, s := range m.All("nta_collector_success", nil) {
+			if s.Value != 1 {
+				t.Errorf("collector %s: success %v", s.Labels["collector"], s.Value)
 			}
 		}
 	})
@@ -262,20 +276,20 @@ func TestDockerLab(t *testing.T) {
 	t.Run("containers started and removed while running", func(t *testing.T) { labLifecycle(t, l, e) })
 
 	t.Run("topology command prints the lab", func(t *testing.T) {
-		text := stdout(t, exporterBinary(t), "topology")
+		text := stdout(t, testenv.ExporterBinary(t), "topology")
 		for _, want := range []string{"nt-br0", "nt-ns1h", "⇄ eth0 @ named:nt-ns1", "nt-v0", "→ bridge nt-br1", "container nt-both", "docker network lnmp"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("topology text lacks %q:\n%s", want, text)
 			}
 		}
 		var g struct{ Nodes, Edges []map[string]string }
-		if err := json.Unmarshal([]byte(stdout(t, exporterBinary(t), "topology", "--format=json")), &g); err != nil {
+		if err := json.Unmarshal([]byte(stdout(t, testenv.ExporterBinary(t), "topology", "--format=json")), &g); err != nil {
 			t.Fatal(err)
 		}
 		if len(g.Nodes) == 0 || len(g.Edges) == 0 {
 			t.Errorf("json graph empty: %d nodes %d edges", len(g.Nodes), len(g.Edges))
 		}
-		dot := stdout(t, exporterBinary(t), "topology", "--format=dot")
+		dot := stdout(t, testenv.ExporterBinary(t), "topology", "--format=dot")
 		cmd := exec.Command("dot", "-Tplain")
 		cmd.Stdin = strings.NewReader(dot)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "nt-br0") {

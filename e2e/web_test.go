@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // TestWebConfigBasicAuthAndGzip: --web.config.file (exporter-toolkit) turns
 // on basic auth; responses are gzip-compressed when asked; / is a landing page.
 func TestWebConfigBasicAuthAndGzip(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -30,13 +32,8 @@ func TestWebConfigBasicAuthAndGzip(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("basic_auth_users:\n  prom: %s\n", hash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(exporterBinary(t), "--web.listen-address="+addr, "--web.config.file="+cfg, "--no-collector.docker", "--no-collector.graph")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr := testenv.FreeAddr(t)
+	p := testenv.Start(t, "nta-exporter", testenv.ExporterBinary(t), "--web.listen-address="+addr, "--web.config.file="+cfg, "--no-collector.docker", "--no-collector.graph")
 	get := func(path, user, pass string, gz bool) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 		if user != "" {
@@ -52,7 +49,7 @@ func TestWebConfigBasicAuthAndGzip(t *testing.T) {
 		}
 		return resp
 	}
-	waitFor(t, "exporter listening", 20*time.Second, func() error {
+	testenv.Eventually(t, "exporter listening", 20*time.Second, func() error {
 		if r := get("/", "", "", false); r != nil {
 			r.Body.Close()
 			return nil
@@ -84,27 +81,24 @@ func TestWebConfigBasicAuthAndGzip(t *testing.T) {
 	}
 
 	// SIGTERM: clean shutdown, exit 0.
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	exited, err := p.WaitExit(10 * time.Second)
+	if !exited {
+		_ = p.Cmd.Process.Kill()
 		t.Fatal("no exit within 10s of SIGTERM")
 	}
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Errorf("no shutdown log line:\n%s", logs.String())
+	if err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, p.Logs.String())
+	}
+	if !strings.Contains(p.Logs.String(), "shutting down") {
+		t.Errorf("no shutdown log line:\n%s", p.Logs.String())
 	}
 }
 
 // TestHungDockerCannotHangScrape: a Docker socket that accepts and never
 // answers must not hold a scrape beyond the API deadline.
 func TestHungDockerCannotHangScrape(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	sock := filepath.Join(t.TempDir(), "hung.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -131,17 +125,17 @@ func TestHungDockerCannotHangScrape(t *testing.T) {
 		}
 		mu.Unlock()
 	})
-	e := startExporter(t, "--collector.docker.host=unix://"+sock, "--collector.docker.timeout=1s", "--scrape.timeout=3s")
+	e := testenv.StartExporter(t, "--collector.docker.host=unix://"+sock, "--collector.docker.timeout=1s", "--scrape.timeout=3s")
 	for i := 0; i < 3; i++ {
 		begin := time.Now()
-		m := e.scrape()
+		m := e.Scrape()
 		if took := time.Since(begin); took > 4*time.Second {
 			t.Errorf("scrape took %v with a hung Docker API", took)
 		}
-		if v := m.one(t, "nta_collector_success", map[string]string{"collector": "docker"}).value; v != 0 {
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "docker"}).Value; v != 0 {
 			t.Errorf("docker success %v with a hung API, want 0", v)
 		}
-		if v := m.one(t, "nta_collector_success", map[string]string{"collector": "links"}).value; v != 1 {
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "links"}).Value; v != 1 {
 			t.Errorf("links success %v, want 1", v)
 		}
 	}
@@ -150,8 +144,8 @@ func TestHungDockerCannotHangScrape(t *testing.T) {
 // TestNamespaceChurnNeverFailsScrape: namespaces and veths created and
 // deleted while scraping never fail a scrape or a collector.
 func TestNamespaceChurnNeverFailsScrape(t *testing.T) {
-	requireRoot(t)
-	e := startExporter(t, "--no-collector.docker", "--scrape.host-cache=0s")
+	testenv.RequireRoot(t)
+	e := testenv.StartExporter(t, "--no-collector.docker", "--scrape.host-cache=0s")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -172,13 +166,13 @@ func TestNamespaceChurnNeverFailsScrape(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		for i := 0; i < 4; i++ {
-			shQuiet("ip", "netns", "del", fmt.Sprintf("nt-churn%d", i))
+			testenv.RunQuiet("ip", "netns", "del", fmt.Sprintf("nt-churn%d", i))
 		}
 	})
 	for i := 0; i < 30; i++ {
-		m := e.scrape()
+		m := e.Scrape()
 		for _, c := range []string{"links", "netns", "graph"} {
-			if v := m.one(t, "nta_collector_success", map[string]string{"collector": c}).value; v != 1 {
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": c}).Value; v != 1 {
 				t.Errorf("scrape %d: collector %s success %v during churn", i, c, v)
 			}
 		}

@@ -30,7 +30,7 @@ func addFlowFlags(app *kingpin.Application) *flowFlags {
 	f := &flowFlags{}
 	p := "collector.flows."
 	app.Flag(p+"interfaces", "Capture on interfaces of the host namespace whose name matches these globs (repeatable).").StringsVar(&f.interfaces)
-	app.Flag(p+"roles", "Capture on interfaces with these topology roles: container-veth, docker-bridge, vm-tap, bridge, all (repeatable).").
+	app.Flag(p+"roles", "Capture on interfaces with these topology roles: container-veth, docker-bridge, vm-tap, bridge, all, or none (only --collector.flows.interfaces) (repeatable).").
 		Default(flowagg.RoleContainerVeth, flowagg.RoleVMTap).StringsVar(&f.roles)
 	app.Flag(p+"exclude", "Never capture on interfaces matching these globs (repeatable).").StringsVar(&f.exclude)
 	app.Flag(p+"granularity", "Flow labels: 5tuple (src, dst, ports, proto), port (server port kept, ephemeral side folded), host (address pair), workload (container pair).").
@@ -73,10 +73,16 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 	if f.filter != "" && f.filterBPF != "" {
 		return nil, fmt.Errorf("give either --collector.flows.filter or --collector.flows.filter-bpf, not both")
 	}
+	var roles []string
+	for _, r := range f.roles {
+		if r != "none" {
+			roles = append(roles, r)
+		}
+	}
 	capCfg := flowagg.CaptureConfig{
 		BlockSize: f.blockSize, NumBlocks: f.blocks, BlockTimeout: f.blockTimeout,
 		Snaplen: f.snaplen, Fanout: f.fanout,
-		Selector: flowagg.Selector{Names: f.interfaces, Roles: f.roles, Exclude: f.exclude},
+		Selector: flowagg.Selector{Names: f.interfaces, Roles: roles, Exclude: f.exclude},
 	}
 	switch {
 	case f.filter != "":

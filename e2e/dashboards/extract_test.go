@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	yaml "go.yaml.in/yaml/v2"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // grafanaVars replaces the Grafana variables the dashboards use with what
@@ -106,7 +108,7 @@ type jsonDashboard struct {
 // dashboardFiles returns every dashboards/*.json, decoded.
 func dashboardFiles(t *testing.T) map[string]jsonDashboard {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(repoRoot(), "dashboards", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(testenv.ModuleRoot(), "dashboards", "*.json"))
 	if len(files) == 0 {
 		t.Fatal("no dashboards/*.json: run go run ./dashboards/gen")
 	}

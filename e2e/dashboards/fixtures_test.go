@@ -1,11 +1,10 @@
 package dashboards
 
 import (
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 
+	"github.com/tangfeixiong/nta/internal/testenv"
 	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
@@ -22,19 +21,19 @@ type netnsFixture struct {
 
 func newNetnsFixture(t *testing.T) *netnsFixture {
 	t.Helper()
-	id := randHex(2)
+	id := testenv.RandHex(2)
 	f := &netnsFixture{NS: "ntdash-" + id, HostIf: "ntd" + id + "h", PeerIf: "ntd" + id + "p", Bridge: "ntd" + id + "br"}
 	t.Cleanup(func() {
-		shQuiet("ip", "link", "del", f.HostIf)
-		shQuiet("ip", "netns", "del", f.NS)
+		testenv.RunQuiet("ip", "link", "del", f.HostIf)
+		testenv.RunQuiet("ip", "netns", "del", f.NS)
 	})
-	sh(t, "ip", "netns", "add", f.NS)
-	sh(t, "ip", "link", "add", f.HostIf, "type", "veth", "peer", "name", f.PeerIf, "netns", f.NS)
-	sh(t, "ip", "-n", f.NS, "link", "add", f.Bridge, "type", "bridge")
-	sh(t, "ip", "-n", f.NS, "link", "set", f.PeerIf, "master", f.Bridge)
-	sh(t, "ip", "link", "set", f.HostIf, "up")
-	sh(t, "ip", "-n", f.NS, "link", "set", f.PeerIf, "up")
-	sh(t, "ip", "-n", f.NS, "link", "set", f.Bridge, "up")
+	testenv.Run(t, "ip", "netns", "add", f.NS)
+	testenv.Run(t, "ip", "link", "add", f.HostIf, "type", "veth", "peer", "name", f.PeerIf, "netns", f.NS)
+	testenv.Run(t, "ip", "-n", f.NS, "link", "add", f.Bridge, "type", "bridge")
+	testenv.Run(t, "ip", "-n", f.NS, "link", "set", f.PeerIf, "master", f.Bridge)
+	testenv.Run(t, "ip", "link", "set", f.HostIf, "up")
+	testenv.Run(t, "ip", "-n", f.NS, "link", "set", f.PeerIf, "up")
+	testenv.Run(t, "ip", "-n", f.NS, "link", "set", f.Bridge, "up")
 	return f
 }
 
@@ -42,19 +41,6 @@ func newNetnsFixture(t *testing.T) *netnsFixture {
 // own; Server also publishes its port 80 on a random loopback port.
 type dockerLab struct {
 	Network, Server, Client string
-}
-
-// dockerAvailable reports whether a docker CLI reaches an engine.
-func dockerAvailable() bool {
-	if _, err := exec.LookPath("docker"); err != nil {
-		return false
-	}
-	if os.Getenv("DOCKER_HOST") == "" {
-		if _, err := os.Stat(testimage.DefaultSocket); err != nil {
-			return false
-		}
-	}
-	return exec.Command("docker", "info").Run() == nil
 }
 
 func newDockerLab(t *testing.T) *dockerLab {

@@ -3,8 +3,6 @@ package dashboards
 import (
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,18 +10,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
+	"github.com/tangfeixiong/nta/internal/testimage"
 )
 
 func TestDashboardAndRuleQueries(t *testing.T) {
-	require(t, os.Geteuid() == 0, "root")
-	_, err := exec.LookPath("prometheus")
-	require(t, err == nil, "prometheus binary (Debian package prometheus)")
-	_, err = exec.LookPath("ip")
-	require(t, err == nil, "ip (iproute2)")
-	docker := dockerAvailable()
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "prometheus", "Debian package prometheus")
+	testenv.RequireCommand(t, "ip", "iproute2")
+	dockerErr := testimage.Available()
+	docker := dockerErr == nil
 	if !docker {
-		require(t, os.Getenv("CI") != "true", "a running dockerd (docker info)")
-		t.Log("dockerd not reachable: Docker panels are only checked to parse")
+		// Docker is optional here, except under CI.
+		testenv.Require(t, !testenv.InCI(), "a running dockerd: "+dockerErr.Error())
+		t.Logf("dockerd not reachable (%v): Docker panels are only checked to parse", dockerErr)
 	}
 
 	fx := newNetnsFixture(t)
@@ -32,34 +33,28 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 		lab = newDockerLab(t)
 	}
 
-	root := repoRoot()
-	rulesFile := filepath.Join(root, "deploy", "rules", "nta-alerts.yml")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	exp := start(t, "nta-exporter", buildExporter(t), "--web.listen-address="+addr)
-	exp.waitHTTP(t, "http://"+addr+"/metrics", 30*time.Second)
-	prom := startPrometheus(t, addr, rulesFile)
+	rulesFile := filepath.Join(testenv.ModuleRoot(), "deploy", "rules", "nta-alerts.yml")
+	exp := testenv.StartExporter(t)
+	prom := startPrometheus(t, exp.Addr, rulesFile)
 
 	// A few scrapes, so that rate(...[1m]) has samples to work with.
-	waitFor(t, "3 successful scrapes of the exporter", 60*time.Second, func() bool {
-		v, err := prom.query(t, `sum_over_time(up{job="nta"}[1m]) >= 3`)
-		return err == nil && len(v) == 1
+	testenv.Eventually(t, "3 successful scrapes of the exporter", 60*time.Second, func() error {
+		return prom.oneSeries(t, `sum_over_time(up{job="nta"}[1m]) >= 3`)
 	})
 	const sent = 2_000_000
 	if lab != nil {
 		lab.sendTraffic(t, sent)
 		// Wait until a scrape has seen the bytes, and one more for rate().
-		waitFor(t, "the server container's received bytes in Prometheus", 30*time.Second, func() bool {
-			v, err := prom.query(t, fmt.Sprintf(`sum(nta_container_network_receive_bytes_total{container=%q}) >= %d`, lab.Server, sent))
-			return err == nil && len(v) == 1
+		testenv.Eventually(t, "the server container's received bytes in Prometheus", 30*time.Second, func() error {
+			return prom.oneSeries(t, fmt.Sprintf(`sum(nta_container_network_receive_bytes_total{container=%q}) >= %d`, lab.Server, sent))
 		})
 		time.Sleep(2 * time.Second)
 	}
 
 	// A failed scrape marks every series stale and would empty the instant
 	// queries below: start them right after a run of good scrapes.
-	waitFor(t, "5 s of successful scrapes", 60*time.Second, func() bool {
-		v, err := prom.query(t, `min_over_time(up{job="nta"}[5s]) == 1`)
-		return err == nil && len(v) == 1
+	testenv.Eventually(t, "5 s of successful scrapes", 60*time.Second, func() error {
+		return prom.oneSeries(t, `min_over_time(up{job="nta"}[5s]) == 1`)
 	})
 	if v, err := prom.query(t, `max_over_time(scrape_duration_seconds{job="nta"}[1m])`); err == nil && len(v) == 1 {
 		t.Logf("slowest scrape of the exporter in the last minute: %.3fs", value(v[0]))
@@ -113,8 +108,8 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: variable %s: %s: %v", name, v.Name, m[1], err)
 				}
-				if !slices.ContainsFunc(res, func(s sample) bool { return s.Metric[m[2]] == addr }) {
-					t.Errorf("%s: variable %s: %s has no %s=%q: %v", name, v.Name, m[1], m[2], addr, res)
+				if !slices.ContainsFunc(res, func(s sample) bool { return s.Metric[m[2]] == exp.Addr }) {
+					t.Errorf("%s: variable %s: %s has no %s=%q: %v", name, v.Name, m[1], m[2], exp.Addr, res)
 				}
 			}
 		}
@@ -209,11 +204,20 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 		}
 		// Prometheus evaluates the rules itself every second: each must have
 		// been evaluated without an error (e.g. duplicate label sets).
-		waitFor(t, "every rule evaluated once", 30*time.Second, func() bool {
+		testenv.Eventually(t, "every rule evaluated once", 30*time.Second, func() error {
 			rs, err := loadedRules(prom)
-			return err == nil && len(rs) == len(exprs) && !slices.ContainsFunc(rs, func(r ruleState) bool {
-				return r.LastEvaluation.IsZero() || r.LastEvaluation.Year() < 2000
-			})
+			if err != nil {
+				return err
+			}
+			if len(rs) != len(exprs) {
+				return fmt.Errorf("%d rules loaded, want %d", len(rs), len(exprs))
+			}
+			for _, r := range rs {
+				if r.LastEvaluation.IsZero() || r.LastEvaluation.Year() < 2000 {
+					return fmt.Errorf("rule %s not evaluated yet", r.Name)
+				}
+			}
+			return nil
 		})
 		rs, err := loadedRules(prom)
 		if err != nil {

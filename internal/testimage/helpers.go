@@ -2,19 +2,18 @@ package testimage
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // UniqueName returns prefix followed by a random suffix, for names of
 // networks and containers that must not collide with parallel tests.
 func UniqueName(prefix string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
+	return prefix + "-" + testenv.RandHex(4)
 }
 
 // CreateNetwork creates a bridge network with a unique name (from prefix)

@@ -4,7 +4,8 @@
 // doc comment lists its flags) imported with `docker import`.
 //
 // Policy for tests needing docker: they skip when the engine is absent,
-// except when the environment has CI=true, where a missing engine fails.
+// except when the environment has CI=true, where a missing engine fails
+// (testenv.Require).
 //
 // This package runs the docker and go commands; it is for tests only and
 // must not be imported by product code.
@@ -16,6 +17,8 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // Ref is the reference of the test image.
@@ -39,32 +44,29 @@ var appSource []byte
 // DefaultSocket is the engine socket probed when DOCKER_HOST is unset.
 const DefaultSocket = "/var/run/docker.sock"
 
-// InCI reports whether the environment variable CI is "true": tests that need
-// docker then fail instead of skipping.
-func InCI() bool { return os.Getenv("CI") == "true" }
-
-// RequireDocker skips t (fails it when CI=true) unless a docker CLI and a
-// reachable engine are present: DOCKER_HOST set, or /var/run/docker.sock
-// existing, and `docker info` answering.
-func RequireDocker(t testing.TB) {
-	t.Helper()
-	miss := func(why string) {
-		t.Helper()
-		if InCI() {
-			t.Fatalf("docker is required with CI=true: %s", why)
-		}
-		t.Skipf("docker not available: %s", why)
-	}
+// Available returns nil when a docker CLI and a reachable engine are
+// present: DOCKER_HOST set, or DefaultSocket existing, and `docker info`
+// answering. Otherwise its error says what is missing.
+func Available() error {
 	if os.Getenv("DOCKER_HOST") == "" {
 		if _, err := os.Stat(DefaultSocket); err != nil {
-			miss(err.Error() + " (start dockerd or set DOCKER_HOST)")
+			return fmt.Errorf("%w (start dockerd or set DOCKER_HOST)", err)
 		}
 	}
 	if _, err := exec.LookPath("docker"); err != nil {
-		miss("docker CLI not in PATH")
+		return errors.New("docker CLI not in PATH")
 	}
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		miss("docker info: " + strings.TrimSpace(string(out)))
+		return fmt.Errorf("docker info: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// RequireDocker skips t (fails it when CI=true) unless Available.
+func RequireDocker(t testing.TB) {
+	t.Helper()
+	if err := Available(); err != nil {
+		testenv.Require(t, false, "a running dockerd: "+err.Error())
 	}
 }
 
@@ -126,15 +128,35 @@ func Ensure(t testing.TB) string {
 	if err == nil && got == want {
 		return Ref
 	}
-	dir := t.TempDir()
-	bin := build(t, dir)
-	tarPath := filepath.Join(dir, "app.tar")
-	writeTar(t, tarPath, bin)
-	Docker(t, "import",
-		"--change", `ENTRYPOINT ["/app"]`,
-		"--change", "LABEL "+LabelSourceHash+"="+want,
-		tarPath, Ref)
+	importBinary(t, Ref, build(t, t.TempDir()), "/app", "LABEL "+LabelSourceHash+"="+want)
 	return Ref
+}
+
+// ImportBinary creates image with `docker import` from a root filesystem
+// holding only the executable bin at the absolute path entry, which is also
+// the image's ENTRYPOINT: the shape of a FROM scratch image. changes are
+// further `docker import --change` instructions. t.Cleanup removes the
+// image.
+func ImportBinary(t testing.TB, image, bin, entry string, changes ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if _, err := DockerErr("rmi", "-f", image); err != nil && !isNotFound(err) {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	importBinary(t, image, bin, entry, changes...)
+}
+
+// importBinary is ImportBinary without the cleanup.
+func importBinary(t testing.TB, image, bin, entry string, changes ...string) {
+	t.Helper()
+	tarPath := filepath.Join(t.TempDir(), "rootfs.tar")
+	writeTar(t, tarPath, bin, entry)
+	args := []string{"import", "--change", `ENTRYPOINT ["` + entry + `"]`}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	Docker(t, append(args, tarPath, image)...)
 }
 
 // lock takes an exclusive file lock shared by every test process.
@@ -193,8 +215,9 @@ func goTool() string {
 	return "go"
 }
 
-// writeTar writes a root filesystem holding only /app.
-func writeTar(t testing.TB, path, bin string) {
+// writeTar writes a root filesystem holding only bin at the absolute path
+// entry, and the directories above it.
+func writeTar(t testing.TB, path, bin, entry string) {
 	t.Helper()
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -206,7 +229,18 @@ func writeTar(t testing.TB, path, bin string) {
 	}
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	hdr := &tar.Header{Name: "app", Mode: 0o755, Size: int64(len(data)),
+	rel := strings.TrimPrefix(filepath.Clean(entry), "/")
+	var dirs []string
+	for d := filepath.Dir(rel); d != "."; d = filepath.Dir(d) {
+		dirs = append([]string{d}, dirs...)
+	}
+	for _, d := range dirs {
+		hdr := &tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hdr := &tar.Header{Name: rel, Mode: 0o755, Size: int64(len(data)),
 		Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
 	if err := tw.WriteHeader(hdr); err != nil {
 		t.Fatal(err)

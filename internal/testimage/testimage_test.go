@@ -55,3 +55,15 @@ func TestAppSendsExactBytes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestImportBinary puts the test program at a nested path of an otherwise
+// empty image and runs it through the entrypoint.
+func TestImportBinary(t *testing.T) {
+	RequireDocker(t)
+	image := "nta-test/import:" + UniqueName("t")
+	ImportBinary(t, image, build(t, t.TempDir()), "/usr/local/bin/app")
+	if got := Docker(t, "image", "inspect", "--format", "{{json .Config.Entrypoint}}", image); got != `["/usr/local/bin/app"]` {
+		t.Errorf("entrypoint = %s", got)
+	}
+	Docker(t, "run", "--rm", "--network", "none", image, "-h") // flag usage, exit 0
+}
