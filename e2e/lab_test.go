@@ -59,16 +59,26 @@ func newLab(t *testing.T) *lab {
 	l.run(t, "nt-both")
 	testenv.Run(t, "docker", "network", "connect", labNet, "nt-both")
 	l.run(t, "nt-db", "--network", labNet)
+	// The other network modes: the host's namespace, none, another container's.
+	l.start(t, "nt-hostnet", []string{"--network", "host", "-e", "PORT=18081"}, nil)
+	l.start(t, "nt-none", []string{"--network", "none"}, nil)
+	l.start(t, "nt-side", []string{"--network", "container:nt-web"}, []string{"-sleep"})
 	return l
 }
 
 // run starts a container of the test image (it listens on TCP 80).
 func (l *lab) run(t testing.TB, name string, args ...string) {
 	t.Helper()
+	l.start(t, name, args, nil)
+	l.containers = append(l.containers, name)
+}
+
+// start runs a container of the test image with docker args and image args.
+func (l *lab) start(t testing.TB, name string, args, appArgs []string) {
+	t.Helper()
 	a := append([]string{"run", "-d", "--name", name, "--label", "nta-e2e=1"}, args...)
 	a = append(a, l.image)
-	testenv.Run(t, "docker", a...)
-	l.containers = append(l.containers, name)
+	testenv.Run(t, "docker", append(a, appArgs...)...)
 }
 
 func (l *lab) teardown() {

@@ -201,6 +201,35 @@ func TestDockerLab(t *testing.T) {
 		}
 	})
 
+	t.Run("host, none and container: network modes", func(t *testing.T) {
+		webID := strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", "{{.Id}}", "nt-web"))
+		_, webNS := sandbox(t, "nt-web")
+		_, noneNS := sandbox(t, "nt-none")
+		for name, want := range map[string][2]string{
+			"nt-hostnet": {"host", "host"},
+			"nt-none":    {"none", noneNS},
+			"nt-side":    {"container:" + webID, webNS},
+		} {
+			s := m.One(t, "nta_docker_container_info", map[string]string{"container": name}).Labels
+			if s["network_mode"] != want[0] || s["netns"] != want[1] {
+				t.Errorf("%s: network_mode %q netns %q, want %q %q", name, s["network_mode"], s["netns"], want[0], want[1])
+			}
+			if c := m.All("nta_container_network_receive_bytes_total", map[string]string{"container": name}); len(c) != 0 {
+				t.Errorf("%s: container traffic series for a container without its own veth: %v", name, c)
+			}
+		}
+		// nt-none's namespace holds only lo, as ip says.
+		path, _ := sandbox(t, "nt-none")
+		if links := ipLinks(t, path); len(links) != 1 || links["lo"].Ifname != "lo" {
+			t.Fatalf("nt-none namespace per ip: %v", links)
+		}
+		if got := m.All("nta_interface_info", map[string]string{"netns": noneNS}); len(got) != 1 || got[0].Labels["interface"] != "lo" {
+			t.Errorf("nt-none namespace per nta: %v", got)
+		}
+		sideID := strings.TrimSpace(testenv.Run(t, "docker", "inspect", "-f", "{{.Id}}", "nt-side"))
+		m.One(t, "nta_edge_info", map[string]string{"kind": "sandbox", "source": "container:" + sideID[:12], "target": "netns:" + webNS})
+	})
+
 	t.Run("published ports match docker inspect", func(t *testing.T) {
 		var ports map[string][]struct{ HostIp, HostPort string }
 		if err := json.Unmarshal([]byte(testenv.Run(t, "docker", "inspect", "-f", "{{json .NetworkSettings.Ports}}", "nt-web")), &ports); err != nil {
