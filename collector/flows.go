@@ -41,7 +41,7 @@ func (r *NameResolver) NameIP(a netip.Addr) string {
 	if ix == nil {
 		return ""
 	}
-	return ix.IP(a.Unmap().String())
+	return ix.Addr(a)
 }
 
 // Refresh rebuilds the index from a snapshot and a Docker view (may be nil).

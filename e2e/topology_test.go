@@ -282,6 +282,19 @@ func TestDockerLab(t *testing.T) {
 		if !equal(keys(nodes), keys(again)) {
 			t.Errorf("node ids changed between scrapes")
 		}
+		// ...and so does a second exporter process (ids survive restarts).
+		e2 := testenv.StartExporter(t)
+		restarted := map[string]bool{}
+		testenv.Eventually(t, "second exporter synced with Docker", 30*time.Second, func() error {
+			restarted = map[string]bool{}
+			for _, s := range e2.Scrape().All("nta_node_info", nil) {
+				restarted[s.Labels["id"]] = true
+			}
+			if !equal(keys(nodes), keys(restarted)) {
+				return fmt.Errorf("node ids differ after a restart: %d vs %d ids", len(nodes), len(restarted))
+			}
+			return nil
+		})
 	})
 
 	t.Run("promtool check metrics passes", func(t *testing.T) {

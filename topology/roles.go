@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"net/netip"
+
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 )
@@ -52,31 +54,44 @@ func Roles(snap *hostnet.Snapshot, view *dockerview.View) map[string][]string {
 }
 
 // NameIndex maps IPs and MACs to the workload that owns them: container
-// names for container endpoints, Docker network names for their gateways.
+// names for container endpoints, "network/NAME" for a Docker network's
+// gateway and, failing an exact owner, for any other address in its subnets.
 type NameIndex struct {
-	byIP  map[string]string
-	byMAC map[string]string
+	byIP    map[netip.Addr]string
+	byMAC   map[string]string
+	subnets []namedPrefix
+}
+
+type namedPrefix struct {
+	prefix netip.Prefix
+	name   string
 }
 
 // Names builds a NameIndex from the Docker view and the host snapshot.
 func Names(snap *hostnet.Snapshot, view *dockerview.View) *NameIndex {
-	ix := &NameIndex{byIP: map[string]string{}, byMAC: map[string]string{}}
+	ix := &NameIndex{byIP: map[netip.Addr]string{}, byMAC: map[string]string{}}
+	setIP := func(ip, name string) {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			ix.byIP[a.Unmap()] = name
+		}
+	}
 	if view == nil {
 		return ix
 	}
 	for _, n := range view.Networks {
 		for _, gw := range n.Gateways {
-			ix.byIP[gw] = "network/" + n.Name
+			setIP(gw, "network/"+n.Name)
+		}
+		for _, sn := range n.Subnets {
+			if p, err := netip.ParsePrefix(sn); err == nil {
+				ix.subnets = append(ix.subnets, namedPrefix{p.Masked(), "network/" + n.Name})
+			}
 		}
 	}
 	for _, c := range view.Containers {
 		for _, ep := range c.Endpoints {
-			if ep.IPv4 != "" {
-				ix.byIP[ep.IPv4] = c.Name
-			}
-			if ep.IPv6 != "" {
-				ix.byIP[ep.IPv6] = c.Name
-			}
+			setIP(ep.IPv4, c.Name)
+			setIP(ep.IPv6, c.Name)
 			if ep.MAC != "" {
 				ix.byMAC[ep.MAC] = c.Name
 			}
@@ -85,8 +100,28 @@ func Names(snap *hostnet.Snapshot, view *dockerview.View) *NameIndex {
 	return ix
 }
 
-// IP returns the workload name owning ip, "" when unknown.
-func (ix *NameIndex) IP(ip string) string { return ix.byIP[ip] }
+// IP returns the workload name owning ip (text form), "" when unknown.
+func (ix *NameIndex) IP(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	return ix.Addr(a)
+}
+
+// Addr returns the workload name owning a, "" when unknown.
+func (ix *NameIndex) Addr(a netip.Addr) string {
+	a = a.Unmap()
+	if n, ok := ix.byIP[a]; ok {
+		return n
+	}
+	for _, sn := range ix.subnets {
+		if sn.prefix.Contains(a) {
+			return sn.name
+		}
+	}
+	return ""
+}
 
 // MAC returns the workload name owning mac, "" when unknown.
 func (ix *NameIndex) MAC(mac string) string { return ix.byMAC[mac] }

@@ -180,6 +180,9 @@ func TestRolesAndNames(t *testing.T) {
 		t.Errorf("without Docker, docker0 roles %q", got)
 	}
 	n := Names(snap, view)
+	if n.IP("172.17.0.9") != "network/bridge" {
+		t.Errorf("an unowned address in the bridge subnet: %q", n.IP("172.17.0.9"))
+	}
 	if n.IP("172.17.0.2") != "web" || n.MAC("02:42:AC:11:00:02") != "web" || n.IP("172.17.0.1") != "network/bridge" || n.IP("10.9.9.9") != "" {
 		t.Errorf("names: %q %q %q", n.IP("172.17.0.2"), n.MAC("02:42:AC:11:00:02"), n.IP("172.17.0.1"))
 	}

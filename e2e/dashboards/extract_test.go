@@ -37,7 +37,7 @@ var metricName = regexp.MustCompile(`\bnta_[a-z0-9_]+`)
 type expectation int
 
 const (
-	parseOnly expectation = iota // no error; empty is fine (flow capture is off)
+	parseOnly expectation = iota // no error; empty is fine
 	nonEmpty                     // no error and at least one series
 )
 
@@ -51,7 +51,9 @@ var (
 		"nta_build_info",
 	}
 	dockerServed = []string{"nta_docker_", "nta_container_network_"} // with the docker lab
-	captureOnly  = []string{"nta_flow_", "nta_capture_", "nta_arp_"} // need packet capture
+	captureOnly  = []string{"nta_flow_", "nta_capture_", "nta_arp_"} // packet capture, on with the docker lab
+	// Only appear when something goes wrong.
+	onTrouble = []string{"nta_arp_conflicts_total"}
 )
 
 func hasPrefixIn(name string, prefixes []string) bool {
@@ -64,8 +66,12 @@ func classify(expr string, docker bool) (expectation, error) {
 	want := nonEmpty
 	for _, m := range metricName.FindAllString(expr, -1) {
 		switch {
-		case hasPrefixIn(m, captureOnly):
+		case hasPrefixIn(m, onTrouble):
 			return parseOnly, nil
+		case hasPrefixIn(m, captureOnly):
+			if !docker {
+				want = parseOnly
+			}
 		case hasPrefixIn(m, dockerServed):
 			if !docker {
 				want = parseOnly

@@ -34,7 +34,11 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 	}
 
 	rulesFile := filepath.Join(testenv.ModuleRoot(), "deploy", "rules", "nta-alerts.yml")
-	exp := testenv.StartExporter(t)
+	var args []string
+	if docker { // flows on the lab containers' veths feed the flow panels
+		args = append(args, "--collector.flows")
+	}
+	exp := testenv.StartExporter(t, args...)
 	prom := startPrometheus(t, exp.Addr, rulesFile)
 
 	// A few scrapes, so that rate(...[1m]) has samples to work with.
