@@ -168,6 +168,21 @@ func sendRaw(t *testing.T, ns string, frames ...[]byte) {
 	})
 }
 
+// startCapturing runs an exporter capturing only on iface, with 5-tuple
+// flows and extra flags, and waits until capture runs there.
+func startCapturing(t *testing.T, iface string, args ...string) *testenv.Exporter {
+	t.Helper()
+	e := testenv.StartExporter(t, append([]string{"--collector.flows", "--collector.flows.roles=none",
+		"--collector.flows.interfaces=" + iface, "--collector.flows.granularity=5tuple"}, args...)...)
+	testenv.Eventually(t, "capture on "+iface, 20*time.Second, func() error {
+		if len(e.Scrape().All("nta_capture_kernel_packets_total", map[string]string{"interface": iface})) != 1 {
+			return fmt.Errorf("not captured yet")
+		}
+		return nil
+	})
+	return e
+}
+
 // TestFlowsExactOnNamespaces generates ICMP, UDP, TCP and ARP between two
 // namespaces and checks the exporter's flow counters on the captured veth
 // equal, flow by flow, what tcpdump saw on the same interface (decoded by
@@ -178,14 +193,7 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 	testenv.RequireCommand(t, "tcpdump", "")
 	testenv.RequireCommand(t, "ping", "")
 	p := newNSPair(t, "nt-f", "10.78.0")
-	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah,
-		"--collector.flows.granularity=5tuple", "--collector.flows.idle-timeout=10m", "--collector.flows.arp-conflict-window=1m")
-	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.Scrape().All("nta_capture_kernel_packets_total", map[string]string{"interface": p.ah})) != 1 {
-			return fmt.Errorf("not captured yet")
-		}
-		return nil
-	})
+	e := startCapturing(t, p.ah, "--collector.flows.idle-timeout=10m", "--collector.flows.arp-conflict-window=1m")
 
 	// Servers in namespace b.
 	var udpConn net.PacketConn
@@ -346,15 +354,8 @@ func TestFlowsBudgetFloodAndExpiry(t *testing.T) {
 	testenv.RequireRoot(t)
 	p := newNSPair(t, "nt-g", "10.79.0")
 	const budget, n, payload = 1000, 20000, 100
-	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
-		fmt.Sprintf("--collector.flows.max-flows-per-interface=%d", budget), "--collector.flows.idle-timeout=4s")
+	e := startCapturing(t, p.ah, fmt.Sprintf("--collector.flows.max-flows-per-interface=%d", budget), "--collector.flows.idle-timeout=4s")
 	lbl := map[string]string{"interface": p.ah}
-	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.Scrape().All("nta_capture_kernel_packets_total", lbl)) != 1 {
-			return fmt.Errorf("not captured yet")
-		}
-		return nil
-	})
 	// A black-hole neighbour: frames leave, nothing answers.
 	testenv.Run(t, "ip", "-n", p.a, "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
 	heapBefore := e.Scrape().One(t, "go_memstats_heap_inuse_bytes", nil).Value
@@ -446,15 +447,8 @@ func TestFlowsMemoryReturnsAfterExpiry(t *testing.T) {
 	testenv.RequireRoot(t)
 	p := newNSPair(t, "nt-m", "10.80.0")
 	const n = 60000
-	e := testenv.StartExporter(t, "--collector.flows", "--collector.flows.roles=none", "--collector.flows.interfaces="+p.ah, "--collector.flows.granularity=5tuple",
-		"--collector.flows.max-flows-per-interface=100000", "--collector.flows.max-flows=100000", "--collector.flows.idle-timeout=5s")
+	e := startCapturing(t, p.ah, "--collector.flows.max-flows-per-interface=100000", "--collector.flows.max-flows=100000", "--collector.flows.idle-timeout=5s")
 	lbl := map[string]string{"interface": p.ah}
-	testenv.Eventually(t, "capture on "+p.ah, 20*time.Second, func() error {
-		if len(e.Scrape().All("nta_capture_kernel_packets_total", lbl)) != 1 {
-			return fmt.Errorf("not captured yet")
-		}
-		return nil
-	})
 	testenv.Run(t, "ip", "-n", p.a, "neigh", "add", "10.80.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
 	heap := func() float64 {
 		// A scrape of 60000 flows allocates; measure the retained heap after a GC
