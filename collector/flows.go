@@ -26,6 +26,19 @@ type Flows struct {
 	Capture    flowagg.CaptureStatsSource
 	// Names labels flow endpoints with workload names; refreshed each scrape.
 	Names *NameResolver
+
+	split *flowagg.Collector // set by SplitFlowFamilies
+}
+
+// SplitFlowFamilies makes the flows collector leave nta_flow_bytes_total and
+// nta_flow_packets_total out, and returns their exporter: the /metrics
+// handler writes them itself in the text format (see flowagg.FlowFamilies),
+// after gathering the registry, whose flows collector hands its snapshots
+// over. Call it before NewRegistry.
+func (f *Flows) SplitFlowFamilies() *flowagg.FlowFamilies {
+	c, fam := flowagg.NewSplitCollector(f.Aggregator, f.Names)
+	f.split = c
+	return fam
 }
 
 // NameResolver answers flowagg's name lookups from the latest topology
@@ -59,7 +72,10 @@ func newFlowsCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 	if src.Flows == nil || src.Flows.Aggregator == nil {
 		return nil, fmt.Errorf("flow capture not configured")
 	}
-	c := &flowsCollector{src: src, flows: flowagg.NewCollector(src.Flows.Aggregator, src.Flows.Names)}
+	c := &flowsCollector{src: src, flows: src.Flows.split}
+	if c.flows == nil {
+		c.flows = flowagg.NewCollector(src.Flows.Aggregator, src.Flows.Names)
+	}
 	if src.Flows.Capture != nil {
 		c.capture = flowagg.NewCaptureCollector(src.Flows.Capture)
 	}
@@ -67,7 +83,8 @@ func newFlowsCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 }
 
 // Update refreshes the workload names, then exports the flow tables'
-// snapshots and the capture statistics. Capture is never stalled by it.
+// snapshots and the capture statistics (without the flow series after
+// SplitFlowFamilies). Capture is never stalled by it.
 func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	if c.src.Flows.Names != nil {
 		if snap, err := c.src.Host.Snapshot(ctx); err == nil {

@@ -2,6 +2,7 @@ package flowagg
 
 import (
 	"bytes"
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -156,14 +157,26 @@ func benchSnapshot(b *testing.B, flows int) {
 
 // BenchmarkScrape is one scrape: snapshot, Collector, registry Gather and
 // text exposition. Each flow is two series (bytes and packets).
-func BenchmarkScrape10kSeries(b *testing.B)  { benchScrape(b, 5_000) }
-func BenchmarkScrape100kSeries(b *testing.B) { benchScrape(b, 50_000) }
-func BenchmarkScrape100kFlows(b *testing.B)  { benchScrape(b, 100_000) }
+// BenchmarkScrapeText is the same scrape as /metrics serves the text format:
+// the split Collector through the registry, then FlowFamilies.WriteText.
+func BenchmarkScrape10kSeries(b *testing.B)      { benchScrape(b, 5_000, false) }
+func BenchmarkScrape100kSeries(b *testing.B)     { benchScrape(b, 50_000, false) }
+func BenchmarkScrape100kFlows(b *testing.B)      { benchScrape(b, 100_000, false) }
+func BenchmarkScrapeText10kSeries(b *testing.B)  { benchScrape(b, 5_000, true) }
+func BenchmarkScrapeText100kSeries(b *testing.B) { benchScrape(b, 50_000, true) }
+func BenchmarkScrapeText100kFlows(b *testing.B)  { benchScrape(b, 100_000, true) }
 
-func benchScrape(b *testing.B, flows int) {
+func benchScrape(b *testing.B, flows int, text bool) {
 	a, tb := filledAggregator(b, flows)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(a, nil))
+	var fam *FlowFamilies
+	if text {
+		var c *Collector
+		c, fam = NewSplitCollector(a, nil)
+		reg.MustRegister(c)
+	} else {
+		reg.MustRegister(NewCollector(a, nil))
+	}
 	var buf bytes.Buffer
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -177,6 +190,11 @@ func benchScrape(b *testing.B, flows int) {
 		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
 		for _, mf := range mfs {
 			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if fam != nil {
+			if err := fam.WriteText(context.Background(), &buf); err != nil {
 				b.Fatal(err)
 			}
 		}

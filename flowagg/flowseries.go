@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -12,15 +13,22 @@ import (
 
 // The flow families are most of a scrape (two series per flow), so they skip
 // the general-purpose path of prometheus.MustNewConstMetric, which validates
-// and sorts the label pairs of every metric and allocates each one apart:
-// a flowSeries holds the label pairs of one flow, already in label-name
-// order and shared by its bytes and packets metrics, and the series are
-// emitted sorted the way the registry sorts them, so its sort finds them in
-// order. This makes a scrape of 100k flows about three times faster.
+// and sorts the label pairs of every metric and allocates each one apart.
+// flowRows builds the label values of every flow once, in label-name order
+// and sorted the way the registry sorts series; two writers share them:
+// collectFlows wraps them in pre-built metrics for client_golang (its sort
+// then finds them in order), and FlowFamilies.WriteText writes them as text
+// directly (metrics_text.go), which is several times faster again.
 
-// flowSeries is the label set of one exported flow and its two metrics.
+// flowRow is the label set of one exported flow and its two counters.
+type flowRow struct {
+	vals           [9]string // label values in label-name order
+	bytes, packets uint64
+}
+
+// flowSeries is the client_golang form of a flowRow: its label pairs, shared
+// by its bytes and packets metrics.
 type flowSeries struct {
-	vals    [9]string // label values in label-name order
 	pairs   [9]dto.LabelPair
 	ptrs    [9]*dto.LabelPair
 	bytes   counterMetric
@@ -63,46 +71,64 @@ func sortedLabelOrder(keys []string) ([]int, []*string) {
 	return order, names
 }
 
-// collectFlows sends the flow series of all snapshots, sorted by label
-// values, merging flows by label values in workload granularity.
+// collectFlows sends the flow series of all snapshots.
 func (c *Collector) collectFlows(ch chan<- prometheus.Metric, snaps []*TableSnapshot, names nameCache) {
+	rows := c.flowRows(snaps, names)
+	// One block for all series: fewer allocations and better locality for
+	// the registry walking them.
+	block := make([]flowSeries, len(rows))
+	nl := len(c.flowSort)
+	for i, r := range rows {
+		fs := &block[i]
+		for j := range nl {
+			fs.pairs[j].Name = c.flowName[j]
+			fs.pairs[j].Value = &r.vals[j]
+			fs.ptrs[j] = &fs.pairs[j]
+		}
+		labels := fs.ptrs[:nl]
+		fs.bytes = counterMetric{desc: c.flowBytes, labels: labels, value: float64(r.bytes)}
+		fs.packets = counterMetric{desc: c.flowPackets, labels: labels, value: float64(r.packets)}
+	}
+	for i := range block {
+		ch <- &block[i].bytes
+	}
+	for i := range block {
+		ch <- &block[i].packets
+	}
+}
+
+// flowRows returns one row per flow series of all snapshots (flows merged by
+// label values in workload granularity, then each direction's overflow),
+// sorted by label values.
+func (c *Collector) flowRows(snaps []*TableSnapshot, names nameCache) []*flowRow {
 	n := 0
 	for _, s := range snaps {
 		n += len(s.Flows) + 2
 	}
-	// One block for all series: fewer allocations and better locality for
-	// the registry walking them.
-	block := make([]flowSeries, 0, n)
-	series := make([]*flowSeries, 0, n)
-	ports := make(map[uint16]string)
+	block := make([]flowRow, 0, n)
+	rows := make([]*flowRow, 0, n)
+	var ports *[1 << 16]string
+	if c.gran.hasPortLabels() {
+		ports = portLabels()
+	}
 	port := func(p uint16, folded bool) string {
 		if folded {
 			return ""
 		}
-		v, ok := ports[p]
-		if !ok {
-			v = strconv.Itoa(int(p))
-			ports[p] = v
-		}
-		return v
+		return ports[p]
 	}
 	lv := make([]string, len(c.flowKeys))
 	add := func(bytes, packets uint64) {
 		if len(block) == cap(block) {
-			block = make([]flowSeries, 0, 64) // workload merges; never in practice
+			block = make([]flowRow, 0, 64) // workload merges; never in practice
 		}
 		block = block[:len(block)+1]
-		fs := &block[len(block)-1]
+		r := &block[len(block)-1]
 		for i, o := range c.flowSort {
-			fs.vals[i] = lv[o]
-			fs.pairs[i].Name = c.flowName[i]
-			fs.pairs[i].Value = &fs.vals[i]
-			fs.ptrs[i] = &fs.pairs[i]
+			r.vals[i] = lv[o]
 		}
-		labels := fs.ptrs[:len(c.flowSort)]
-		fs.bytes = counterMetric{desc: c.flowBytes, labels: labels, value: float64(bytes)}
-		fs.packets = counterMetric{desc: c.flowPackets, labels: labels, value: float64(packets)}
-		series = append(series, fs)
+		r.bytes, r.packets = bytes, packets
+		rows = append(rows, r)
 	}
 	for _, s := range snaps {
 		var merged map[workloadKey]Counter
@@ -152,7 +178,7 @@ func (c *Collector) collectFlows(ch chan<- prometheus.Metric, snaps []*TableSnap
 		}
 	}
 	nl := len(c.flowSort)
-	slices.SortFunc(series, func(a, b *flowSeries) int {
+	slices.SortFunc(rows, func(a, b *flowRow) int {
 		for i := 0; i < nl; i++ {
 			if c := strings.Compare(a.vals[i], b.vals[i]); c != 0 {
 				return c
@@ -160,13 +186,28 @@ func (c *Collector) collectFlows(ch chan<- prometheus.Metric, snaps []*TableSnap
 		}
 		return 0
 	})
-	for _, fs := range series {
-		ch <- &fs.bytes
-	}
-	for _, fs := range series {
-		ch <- &fs.packets
-	}
+	return rows
 }
+
+// portLabels returns the decimal form of every port number, built on first
+// use as substrings of one string (about 1.3 MB in all), so that scrapes
+// allocate no port labels.
+var portLabels = sync.OnceValue(func() *[1 << 16]string {
+	var digits []byte
+	ends := make([]int, 1<<16)
+	for p := range ends {
+		digits = strconv.AppendUint(digits, uint64(p), 10)
+		ends[p] = len(digits)
+	}
+	all := string(digits)
+	labels := new([1 << 16]string)
+	start := 0
+	for p, end := range ends {
+		labels[p] = all[start:end]
+		start = end
+	}
+	return labels
+})
 
 type workloadKey struct {
 	dir      Direction

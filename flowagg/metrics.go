@@ -2,6 +2,7 @@ package flowagg
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,7 +31,27 @@ type Collector struct {
 	folded, evicted, expired       *prometheus.Desc
 	decodeErrors, etherTypes       *prometheus.Desc
 	arpBindings, arpConflicts      *prometheus.Desc
+
+	// split: Collect leaves the flow families to a FlowFamilies and hands
+	// its snapshots over in pending (see NewSplitCollector).
+	split   bool
+	pending atomic.Pointer[scrapeSnapshots]
 }
+
+// scrapeSnapshots are the snapshots (and names resolved from them) of one
+// Collect, waiting for the flow families of the same scrape.
+type scrapeSnapshots struct {
+	snaps []*TableSnapshot
+	names nameCache
+}
+
+// Names and help of the flow families, shared by their Descs and WriteText.
+const (
+	flowBytesName   = "nta_flow_bytes_total"
+	flowBytesHelp   = "Bytes (wire length, link header included) of the flow. Flows beyond the budget are summed in the series whose key labels are \"overflow\"."
+	flowPacketsName = "nta_flow_packets_total"
+	flowPacketsHelp = "Packets of the flow. Flows beyond the budget are summed in the series whose key labels are \"overflow\"."
+)
 
 var _ prometheus.Collector = (*Collector)(nil)
 
@@ -53,10 +74,8 @@ func NewCollector(a *Aggregator, res Resolver) *Collector {
 	c.flowKeys = keys
 	c.flowSort, c.flowName = sortedLabelOrder(keys)
 	iface := []string{"interface"}
-	c.flowBytes = prometheus.NewDesc("nta_flow_bytes_total",
-		"Bytes (wire length, link header included) of the flow. Flows beyond the budget are summed in the series whose key labels are \"overflow\".", keys, nil)
-	c.flowPackets = prometheus.NewDesc("nta_flow_packets_total",
-		"Packets of the flow. Flows beyond the budget are summed in the series whose key labels are \"overflow\".", keys, nil)
+	c.flowBytes = prometheus.NewDesc(flowBytesName, flowBytesHelp, keys, nil)
+	c.flowPackets = prometheus.NewDesc(flowPacketsName, flowPacketsHelp, keys, nil)
 	c.inPackets = prometheus.NewDesc("nta_flow_input_packets_total",
 		"Frames handed to the flow table of the interface: IP, non-IP and undecodable.", iface, nil)
 	c.inBytes = prometheus.NewDesc("nta_flow_input_bytes_total",
@@ -88,9 +107,24 @@ func NewCollector(a *Aggregator, res Resolver) *Collector {
 	return c
 }
 
+// NewSplitCollector returns a Collector over a that exports every family
+// but nta_flow_bytes_total and nta_flow_packets_total, and the FlowFamilies
+// that exports those two. They share one snapshot per scrape: each Collect
+// hands its snapshots to the next FlowFamilies call, which takes fresh ones
+// only when no Collect left any, so gather the Collector first.
+func NewSplitCollector(a *Aggregator, res Resolver) (*Collector, *FlowFamilies) {
+	c := NewCollector(a, res)
+	c.split = true
+	return c, &FlowFamilies{c: c}
+}
+
 // Describe sends the descriptors of all families.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.flowBytes, c.flowPackets, c.inPackets, c.inBytes,
+	if !c.split {
+		ch <- c.flowBytes
+		ch <- c.flowPackets
+	}
+	for _, d := range []*prometheus.Desc{c.inPackets, c.inBytes,
 		c.tableFlows, c.tableLimit, c.budget, c.folded, c.evicted, c.expired, c.decodeErrors,
 		c.etherTypes, c.arpBindings, c.arpConflicts} {
 		ch <- d
@@ -111,6 +145,10 @@ func (c *Collector) CollectContext(ctx context.Context, ch chan<- prometheus.Met
 	snaps := c.agg.Snapshots(ctx)
 	for _, s := range snaps {
 		c.collectTable(ch, s, names)
+	}
+	if c.split {
+		c.pending.Store(&scrapeSnapshots{snaps: snaps, names: names})
+		return
 	}
 	c.collectFlows(ch, snaps, names)
 }

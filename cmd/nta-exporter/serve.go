@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tangfeixiong/nta/collector"
+	"github.com/tangfeixiong/nta/flowagg"
 )
 
 type serveFlags struct {
@@ -49,11 +50,13 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		go w.Run(ctx)
 		src.Docker = w
 	}
+	var flowFamilies *flowagg.FlowFamilies // served by metricsHandler
 	if contains(enabled, "flows") {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
 			return fmt.Errorf("flow capture: %w", err)
 		}
+		flowFamilies = f.SplitFlowFamilies()
 		src.Flows = f
 	}
 	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
@@ -64,11 +67,17 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(reg, versioncollector.NewCollector("nta"))
-	handler := promhttp.HandlerFor(prometheus.Gatherers{registry, prometheus.DefaultGatherer}, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: *s.maxRequests,
-	})
+	gatherer := prometheus.Gatherers{registry, prometheus.DefaultGatherer}
+	var handler http.Handler
+	if flowFamilies != nil {
+		handler = newMetricsHandler(gatherer, flowFamilies, *s.maxRequests, logger)
+	} else {
+		handler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+			ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+			ErrorHandling:       promhttp.ContinueOnError,
+			MaxRequestsInFlight: *s.maxRequests,
+		})
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(*s.metricsPath, handler)

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/tangfeixiong/nta/flowagg"
+)
+
+// metricsHandler serves /metrics when the flows collector runs. The two flow
+// families are most of a scrape (two series per flow, 100k and more), and
+// client_golang spends most of its time on them (a protobuf message per
+// series, consistency checks, sorting, encoding), so for the text format,
+// what Prometheus and curl ask for by default, it encodes the registry
+// (which leaves the flow families out) with expfmt and appends the flow
+// families written by flowagg straight from the snapshot. Other formats
+// (protobuf) and name[] filters go to promhttp over a gatherer that
+// includes the flow families through client_golang. It behaves like
+// promhttp.HandlerFor with ContinueOnError: gather errors are logged and
+// whatever was gathered is served; gzip is used when the client prefers it.
+type metricsHandler struct {
+	gatherer prometheus.Gatherer // every family but the flow families
+	flows    *flowagg.FlowFamilies
+	fallback http.Handler
+	inFlight chan struct{} // --web.max-requests; nil: no limit
+	logger   *slog.Logger
+}
+
+// newMetricsHandler serves g's families and flows; maxRequests > 0 limits
+// the scrapes served at once (the rest get 503, as with promhttp).
+func newMetricsHandler(g prometheus.Gatherer, flows *flowagg.FlowFamilies, maxRequests int, logger *slog.Logger) http.Handler {
+	flowReg := prometheus.NewRegistry()
+	flowReg.MustRegister(flows)
+	h := &metricsHandler{
+		gatherer: g,
+		flows:    flows,
+		logger:   logger,
+		// g first: the flows collector in it hands its snapshots to flows.
+		fallback: promhttp.HandlerFor(prometheus.Gatherers{g, flowReg}, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		}),
+	}
+	if maxRequests > 0 {
+		h.inFlight = make(chan struct{}, maxRequests)
+	}
+	return h
+}
+
+func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.inFlight != nil {
+		select {
+		case h.inFlight <- struct{}{}:
+			defer func() { <-h.inFlight }()
+		default:
+			http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", cap(h.inFlight)),
+				http.StatusServiceUnavailable)
+			return
+		}
+	}
+	format := expfmt.Negotiate(r.Header)
+	if format.FormatType() != expfmt.TypeTextPlain || r.URL.Query().Has("name[]") {
+		h.fallback.ServeHTTP(w, r)
+		return
+	}
+
+	mfs, err := h.gatherer.Gather()
+	if err != nil {
+		h.logger.Error("error gathering metrics", "err", err)
+		if len(mfs) == 0 {
+			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	header := w.Header()
+	header.Add("Vary", "Accept")
+	header.Add("Vary", "Accept-Encoding")
+	header.Set("Content-Type", string(format))
+	var out io.Writer = w
+	if prefersGzip(r.Header) {
+		header.Set("Content-Encoding", "gzip")
+		gz := gzipPool.Get().(*gzip.Writer)
+		gz.Reset(w)
+		defer func() {
+			if err := gz.Close(); err != nil {
+				h.logger.Debug("sending metrics", "err", err)
+			}
+			gzipPool.Put(gz)
+		}()
+		out = gz
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
+	enc := expfmt.NewEncoder(bw, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			h.logger.Error("error encoding and sending metric family", "err", err)
+			return
+		}
+	}
+	if err := h.flows.WriteText(r.Context(), bw); err != nil { // flushes bw
+		h.logger.Error("error encoding and sending flow metrics", "err", err)
+	}
+}
+
+var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// prefersGzip chooses the content encoding as promhttp does: the offer
+// (identity, then gzip) that a coding of the highest q matches, by name or
+// as "*", the first offer winning ties; q=0 everywhere means identity.
+func prefersGzip(h http.Header) bool {
+	best, bestQ := "identity", -1.0
+	specs := acceptEncodings(h)
+	for _, offer := range []string{"identity", "gzip"} {
+		for _, s := range specs {
+			if s.q > bestQ && (s.coding == "*" || s.coding == offer) {
+				best, bestQ = offer, s.q
+			}
+		}
+	}
+	return best == "gzip" && bestQ > 0
+}
+
+type acceptEncoding struct {
+	coding string
+	q      float64
+}
+
+// acceptEncodings parses Accept-Encoding ("gzip, br;q=0.5"); codings with
+// an unreadable quality are left out.
+func acceptEncodings(h http.Header) []acceptEncoding {
+	var specs []acceptEncoding
+	for _, v := range h.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			s := acceptEncoding{coding: strings.ToLower(strings.TrimSpace(coding)), q: 1}
+			if s.coding == "" {
+				continue
+			}
+			if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+				f, err := strconv.ParseFloat(q, 64)
+				if err != nil || f < 0 || f > 1 {
+					continue
+				}
+				s.q = f
+			}
+			specs = append(specs, s)
+		}
+	}
+	return specs
+}
