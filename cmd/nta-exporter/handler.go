@@ -108,8 +108,12 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.flows.WriteText(r.Context(), bw); err != nil { // flushes bw
+	if err := h.flows.WriteText(r.Context(), bw); err != nil {
 		h.logger.Error("error encoding and sending flow metrics", "err", err)
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		h.logger.Debug("sending metrics", "err", err)
 	}
 }
 

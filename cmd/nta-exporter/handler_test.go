@@ -243,3 +243,21 @@ func TestMetricsHandlerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// No flows yet (capture just started, or nothing selected): every other
+// family is still served in full.
+func TestMetricsHandlerWithoutFlows(t *testing.T) {
+	a := flowagg.NewAggregator(flowagg.Config{SnapshotWait: time.Millisecond})
+	c, fam := flowagg.NewSplitCollector(a, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nta_test_marker", Help: "h"}, func() float64 { return 7 }))
+	srv := httptest.NewServer(newMetricsHandler(reg, fam, 0, slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	for _, enc := range []string{"", "gzip"} {
+		resp := get(t, srv.URL, "Accept-Encoding", enc)
+		got := families(t, resp)
+		if got["nta_test_marker"].GetMetric()[0].GetGauge().GetValue() != 7 {
+			t.Errorf("Accept-Encoding %q: registry families missing without flows: %v", enc, got)
+		}
+	}
+}
