@@ -101,11 +101,14 @@ type tcpdump struct {
 	file string
 }
 
+// startTcpdump runs tcpdump in immediate mode: libpcap otherwise hands over
+// a TPACKET_V3 block only when it fills or times out, and frames in the block
+// still open when tcpdump exits are never written.
 func startTcpdump(t *testing.T, iface, dir string) *tcpdump {
 	t.Helper()
 	file := fmt.Sprintf("%s/%s-%s.pcap", t.TempDir(), iface, dir)
 	d := &tcpdump{file: file}
-	d.Process = testenv.Start(t, "tcpdump", "tcpdump", "-i", iface, "-Q", dir, "-U", "-n", "-s", "256", "-w", file)
+	d.Process = testenv.Start(t, "tcpdump", "tcpdump", "-i", iface, "-Q", dir, "--immediate-mode", "-U", "-n", "-s", "256", "-w", file)
 	testenv.Eventually(t, "tcpdump listening on "+iface, 10*time.Second, func() error {
 		if strings.Contains(d.Logs.String(), "listening on") {
 			return nil
