@@ -359,22 +359,7 @@ func TestFlowsBudgetFloodAndExpiry(t *testing.T) {
 	// A black-hole neighbour: frames leave, nothing answers.
 	testenv.Run(t, "ip", "-n", p.a, "neigh", "add", "10.79.0.99", "lladdr", "02:00:00:00:00:99", "dev", "eth0")
 	heapBefore := e.Scrape().One(t, "go_memstats_heap_inuse_bytes", nil).Value
-	inNetns(t, p.a, func() {
-		c, err := net.ListenPacket("udp4", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		buf := make([]byte, payload)
-		for i := 0; i < n; i++ {
-			if _, err := c.WriteTo(buf, &net.UDPAddr{IP: net.ParseIP("10.79.0.99"), Port: 1024 + i}); err != nil {
-				t.Fatal(err)
-			}
-			if i%200 == 199 {
-				time.Sleep(2 * time.Millisecond) // ≤ 100 kpps
-			}
-		}
-	})
+	floodUDP(t, p.a, "10.79.0.99", n, payload)
 	time.Sleep(1500 * time.Millisecond)
 	m := e.Scrape()
 	if d := m.One(t, "nta_capture_kernel_drops_total", lbl).Value; d != 0 {
