@@ -183,6 +183,23 @@ func startCapturing(t *testing.T, iface string, args ...string) *testenv.Exporte
 	return e
 }
 
+// waitQuiet waits until no frame reached iface's flow table for 2 s.
+func waitQuiet(t *testing.T, e *testenv.Exporter, iface string) {
+	t.Helper()
+	lbl := map[string]string{"interface": iface}
+	last, since := -1.0, time.Now()
+	testenv.Eventually(t, iface+" quiet for 2s", 30*time.Second, func() error {
+		v := sumFamily(e.Scrape(), "nta_flow_input_packets_total", lbl)
+		if v != last {
+			last, since = v, time.Now()
+		}
+		if time.Since(since) < 2*time.Second {
+			return fmt.Errorf("%v frames so far, last change %v ago", v, time.Since(since).Round(time.Millisecond))
+		}
+		return nil
+	})
+}
+
 // TestFlowsExactOnNamespaces generates ICMP, UDP, TCP and ARP between two
 // namespaces and checks the exporter's flow counters on the captured veth
 // equal, flow by flow, what tcpdump saw on the same interface (decoded by
@@ -229,6 +246,9 @@ func TestFlowsExactOnNamespaces(t *testing.T) {
 		received <- n
 	}()
 
+	// New links chatter for a few seconds (the bridge's unsolicited IGMP
+	// reports, say); compare only once the link is quiet.
+	waitQuiet(t, e, p.ah)
 	in, out := startTcpdump(t, p.ah, "in"), startTcpdump(t, p.ah, "out")
 	time.Sleep(300 * time.Millisecond)
 	before := e.Scrape()
