@@ -38,8 +38,8 @@ func inNetns(t testing.TB, name string, f func()) {
 	}
 }
 
-// nsPair is two named namespaces on one bridge, IPv6 off so the only frames
-// are the ones a test sends (and ARP).
+// nsPair is two named namespaces on one bridge, IPv6 and multicast (IGMP
+// reports) off so the only frames are the ones a test sends (and ARP).
 type nsPair struct {
 	bridge     string
 	a, b       string // namespace names
@@ -69,7 +69,7 @@ func newNSPair(t *testing.T, prefix, subnet string) *nsPair {
 	t.Cleanup(del)
 	testenv.Run(t, "ip", "link", "add", p.bridge, "type", "bridge")
 	testenv.Run(t, "sysctl", "-qw", "net.ipv6.conf."+p.bridge+".disable_ipv6=1")
-	testenv.Run(t, "ip", "link", "set", p.bridge, "up")
+	testenv.Run(t, "ip", "link", "set", p.bridge, "multicast", "off", "up")
 	if _, err := exec.LookPath("iptables"); err == nil {
 		testenv.Run(t, "iptables", append([]string{"-I"}, rule...)...)
 	}
@@ -79,9 +79,9 @@ func newNSPair(t *testing.T, prefix, subnet string) *nsPair {
 		testenv.Run(t, "ip", "netns", "exec", side.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
 		testenv.Run(t, "ip", "link", "add", side.host, "type", "veth", "peer", "name", "eth0", "netns", side.ns)
 		testenv.Run(t, "sysctl", "-qw", "net.ipv6.conf."+side.host+".disable_ipv6=1")
-		testenv.Run(t, "ip", "link", "set", side.host, "master", p.bridge, "up")
+		testenv.Run(t, "ip", "link", "set", side.host, "master", p.bridge, "multicast", "off", "up")
 		testenv.Run(t, "ip", "-n", side.ns, "addr", "add", side.ip+"/24", "dev", "eth0")
-		testenv.Run(t, "ip", "-n", side.ns, "link", "set", "eth0", "up")
+		testenv.Run(t, "ip", "-n", side.ns, "link", "set", "eth0", "multicast", "off", "up")
 		testenv.Run(t, "ip", "-n", side.ns, "link", "set", "lo", "up")
 	}
 	p.aMAC = macIn(t, p.a)
