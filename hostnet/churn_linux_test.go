@@ -76,6 +76,7 @@ func TestScanWhileNamespacesVanish(t *testing.T) {
 		}
 		errs += len(snap.Errors)
 		for _, e := range snap.Errors {
+			t.Logf("scan %d: recorded error: %v", scans, e)
 			var nerr *NamespaceError
 			if !errors.As(e, &nerr) || isVanished(e) {
 				t.Errorf("scan %d: vanished namespace reported as error: %v", scans, e)

@@ -266,6 +266,15 @@ func (s *Scanner) comm(pid int) string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
+// stillThere reports whether ns's path still refers to the namespace that
+// was discovered. A read that failed in a namespace that is gone by now lost
+// a race with its teardown (whatever errno the kernel chose for it), and is
+// not a fault worth reporting.
+func stillThere(ns Namespace) bool {
+	var st unix.Stat_t
+	return unix.Stat(ns.Path, &st) == nil && st.Ino == ns.Inode
+}
+
 // openNS opens the namespace and checks it is still the one discovered, so a
 // recycled pid or a re-created bind mount is not mistaken for it.
 func openNS(ns Namespace) (netns.NsHandle, error) {

@@ -79,8 +79,11 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 	for i := range reads {
 		rd := &reads[i]
 		switch {
-		case rd.err != nil && isVanished(rd.err):
+		case rd.err != nil && (isVanished(rd.err) || !stillThere(rd.ns)):
 			s.log.Debug("namespace vanished during scan", "netns", rd.ns.ID, "path", rd.ns.Path, "err", rd.err)
+			continue
+		case rd.warn != nil && !stillThere(rd.ns):
+			s.log.Debug("namespace vanished during scan", "netns", rd.ns.ID, "path", rd.ns.Path, "err", rd.warn)
 			continue
 		case rd.err != nil:
 			s.log.Debug("cannot read namespace", "netns", rd.ns.ID, "path", rd.ns.Path, "err", rd.err)
