@@ -28,7 +28,7 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=20s ./flowagg/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=20s ./flowagg/decoder/
 
 ## test: install + start the lab's daemons, then run every test (unit, e2e, fuzz).
 test: lab-up lint build

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/decoder"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/internal/frametest"
 )
 
 // BenchmarkGather50Namespaces measures one full scrape (namespaces, links,
@@ -69,4 +76,59 @@ func BenchmarkGather50Namespaces(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(series), "series")
+}
+
+// BenchmarkScrape is one scrape of the flows collector: snapshot, metrics,
+// registry Gather and text exposition. Each flow is two series (bytes and
+// packets). BenchmarkScrapeText is the same scrape as /metrics serves the
+// text format: the flows collector through the registry with a FlowText,
+// then FlowText.WriteText.
+//
+//	go test -run '^$' -bench Scrape -benchmem ./collector/
+func BenchmarkScrape10kSeries(b *testing.B)      { benchScrape(b, 5_000, false) }
+func BenchmarkScrape100kSeries(b *testing.B)     { benchScrape(b, 50_000, false) }
+func BenchmarkScrape100kFlows(b *testing.B)      { benchScrape(b, 100_000, false) }
+func BenchmarkScrapeText10kSeries(b *testing.B)  { benchScrape(b, 5_000, true) }
+func BenchmarkScrapeText100kSeries(b *testing.B) { benchScrape(b, 50_000, true) }
+func BenchmarkScrapeText100kFlows(b *testing.B)  { benchScrape(b, 100_000, true) }
+
+func benchScrape(b *testing.B, flows int, text bool) {
+	a := flowagg.NewAggregator(flowagg.Config{MaxFlowsPerInterface: flows, MaxFlowsTotal: flows, IdleTimeout: -1, SnapshotWait: time.Millisecond})
+	tb := a.Interface("eth0")
+	now := time.Now()
+	for _, f := range frametest.Arena(b, flows) {
+		tb.Add(f, 64, decoder.DirIn, now)
+	}
+	c := testFlows(a, nil)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		tb.PublishSnapshot() // stands in for the capture loop's Publish
+		ctx := context.Background()
+		var ft *FlowText
+		if text {
+			ctx, ft = WithFlowText(ctx)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(updater(b, ctx, c))
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if ft != nil {
+			if err := ft.WriteText(&buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes/scrape")
+	b.ReportMetric(float64(2*flows), "flow-series")
 }

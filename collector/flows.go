@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/flowagg"
 	"github.com/tangfeixiong/nta/hostnet"
@@ -20,35 +20,23 @@ func init() {
 }
 
 // Flows is the capture side the flows collector exports: the aggregator the
-// capture loops feed and the capturer's kernel statistics.
+// capture loops feed and the capture's kernel statistics and health.
 type Flows struct {
 	Aggregator *flowagg.Aggregator
-	Capture    flowagg.CaptureStatsSource
+	// Capture may be nil (tests, offline tables).
+	Capture CaptureSource
 	// Names labels flow endpoints with workload names; refreshed each scrape.
 	Names *NameResolver
-
-	split *flowagg.Collector // set by SplitFlowFamilies
 }
 
-// SplitFlowFamilies makes the flows collector leave nta_flow_bytes_total and
-// nta_flow_packets_total out, and returns their exporter: the /metrics
-// handler writes them itself in the text format (see flowagg.FlowFamilies),
-// after gathering the registry, whose flows collector hands its snapshots
-// over. Call it before NewRegistry.
-func (f *Flows) SplitFlowFamilies() *flowagg.FlowFamilies {
-	c, fam := flowagg.NewSplitCollector(f.Aggregator, f.Names)
-	f.split = c
-	return fam
-}
-
-// NameResolver answers flowagg's name lookups from the latest topology
+// NameResolver answers the flow exposition's name lookups from the latest topology
 // (containers and Docker networks by IP). It is swapped atomically, so the
 // lookups done while a scrape exports flows never lock.
 type NameResolver struct {
 	index atomic.Pointer[topology.NameIndex]
 }
 
-// NameIP implements flowagg.Resolver.
+// NameIP implements Resolver.
 func (r *NameResolver) NameIP(a netip.Addr) string {
 	ix := r.index.Load()
 	if ix == nil {
@@ -64,27 +52,31 @@ func (r *NameResolver) Refresh(snap *hostnet.Snapshot, view *dockerview.View) {
 
 type flowsCollector struct {
 	src     *Sources
-	flows   *flowagg.Collector
-	capture *flowagg.CaptureCollector
+	flows   *flowExporter
+	capture *captureExporter
 }
 
 func newFlowsCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 	if src.Flows == nil || src.Flows.Aggregator == nil {
 		return nil, fmt.Errorf("flow capture not configured")
 	}
-	c := &flowsCollector{src: src, flows: src.Flows.split}
-	if c.flows == nil {
-		c.flows = flowagg.NewCollector(src.Flows.Aggregator, src.Flows.Names)
+	var res Resolver
+	if src.Flows.Names != nil {
+		res = src.Flows.Names
 	}
+	c := &flowsCollector{src: src, flows: newFlowExporter(src.Flows.Aggregator, res)}
 	if src.Flows.Capture != nil {
-		c.capture = flowagg.NewCaptureCollector(src.Flows.Capture)
+		c.capture = newCaptureExporter(src.Flows.Capture)
 	}
 	return c, nil
 }
 
-// Update refreshes the workload names, then exports the flow tables'
-// snapshots and the capture statistics (without the flow series after
-// SplitFlowFamilies). Capture is never stalled by it.
+// Update refreshes the workload names, takes this scrape's snapshots of the
+// flow tables and exports them with the capture statistics. With a FlowText
+// in ctx (the /metrics handler's text path) the two flow families are left
+// to it, from the same snapshots. Capture is never stalled by it. When the
+// capture has stopped, the frozen counters are still exported but the
+// scrape fails, so nta_collector_success{collector="flows"} says so.
 func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	if c.src.Flows.Names != nil {
 		if snap, err := c.src.Host.Snapshot(ctx); err == nil {
@@ -97,27 +89,37 @@ func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			c.src.Flows.Names.Refresh(snap, view)
 		}
 	}
-	c.flows.Collect(ch)
-	if c.capture != nil {
-		c.capture.Collect(ch)
+	fs := c.flows.scrape(ctx)
+	c.flows.collectTables(ch, fs)
+	if ft := flowTextFrom(ctx); ft != nil {
+		ft.set(c.flows, fs)
+	} else {
+		c.flows.collectFlows(ch, fs)
 	}
-	return nil
+	if c.capture == nil {
+		return nil
+	}
+	c.capture.collect(ch)
+	if err := c.src.Flows.Capture.Err(); err != nil {
+		return fmt.Errorf("packet capture stopped, flow counters are frozen (restart nta-exporter after fixing the cause): %w", err)
+	}
+	return ctx.Err()
 }
 
-// Roles implements flowagg.RoleSource from the topology: the host ends of
-// container veths, Docker bridges, taps. It reads the shared host cache, so
-// a capture rescan costs at most one host scan per cache period.
-type Roles struct {
+// CaptureRoles implements afpacket.RoleSource from the topology (see
+// topology.Roles): the host ends of container veths, Docker bridges, taps,
+// and the name heuristics where no daemon's view says more. It reads the
+// shared host cache, so a capture rescan costs at most one host scan per
+// cache period.
+type CaptureRoles struct {
 	Src *Sources
 }
 
-// Roles returns interface name → roles in the host namespace.
-func (r Roles) Roles() map[string][]string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+// InterfaceRoles returns interface name → roles in the host namespace.
+func (r CaptureRoles) InterfaceRoles(ctx context.Context) (map[string][]string, error) {
 	snap, err := r.Src.Host.Snapshot(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var view *dockerview.View
 	if r.Src.Docker != nil {
@@ -125,5 +127,5 @@ func (r Roles) Roles() map[string][]string {
 			view = &v
 		}
 	}
-	return topology.Roles(snap, view)
+	return topology.Roles(snap, view), nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/topology"
 )

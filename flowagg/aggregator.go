@@ -2,19 +2,11 @@ package flowagg
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Resolver names the addresses that belong to a container, VM or network
-// (implemented by the topology collectors). It is called at export time, once
-// per distinct address per scrape, never per packet. "" means unknown.
-type Resolver interface {
-	NameIP(netip.Addr) string
-}
 
 // Config sets the limits of an Aggregator. Zero fields take the defaults
 // below (see withDefaults).

@@ -1,14 +1,12 @@
 package flowagg
 
 import (
-	"bytes"
-	"context"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
+	"github.com/tangfeixiong/nta/flowagg/decoder"
+	"github.com/tangfeixiong/nta/internal/frametest"
 )
 
 // Benchmarks run decode + aggregation from frames in memory, one goroutine
@@ -17,25 +15,12 @@ import (
 //
 //	go test -run=^$ -bench=. -benchtime=3s ./flowagg/
 
-// frameArena returns n distinct TCP/IPv4 frames (distinct 5-tuples).
-func frameArena(tb testing.TB, n int) [][]byte {
-	g := newFrameGen(tb, 0)
-	size := len(g.tmpl)
-	arena := make([]byte, n*size)
-	frames := make([][]byte, n)
-	for i := range n {
-		buf := arena[i*size : i*size : (i+1)*size]
-		frames[i] = g.frame(buf, 0x0a000000|uint32(i>>8), 0xc0a80000|uint32(i&0xff), 40000+uint16(i%20000), 443)
-	}
-	return frames
-}
-
 func benchAggregate(b *testing.B, flows int) {
-	frames := frameArena(b, flows)
+	frames := frametest.Arena(b, flows)
 	_, tb := testTable(Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1})
 	now := time.Now()
 	for _, f := range frames { // warm up: every flow is in the table
-		tb.Add(f, 64, DirIn, now)
+		tb.Add(f, 64, decoder.DirIn, now)
 	}
 	if tb.Len() != flows {
 		b.Fatalf("%d flows in the table, want %d", tb.Len(), flows)
@@ -44,7 +29,7 @@ func benchAggregate(b *testing.B, flows int) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		tb.Add(frames[i%flows], 64, DirIn, now)
+		tb.Add(frames[i%flows], 64, decoder.DirIn, now)
 	}
 	el := time.Since(start)
 	b.StopTimer()
@@ -58,38 +43,14 @@ func BenchmarkAggregate1MFlows(b *testing.B)  { benchAggregate(b, 1_000_000) }
 // BenchmarkAggregateFlood is the worst case: every packet is a new flow and
 // the table (budget 100k) folds its smallest quarter every 25k packets.
 func BenchmarkAggregateFlood(b *testing.B) {
-	frames := frameArena(b, 1_000_000)
+	frames := frametest.Arena(b, 1_000_000)
 	_, tb := testTable(Config{MaxFlowsPerInterface: 100_000, MaxFlowsTotal: 100_000, IdleTimeout: -1})
 	now := time.Now()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		tb.Add(frames[i%len(frames)], 64, DirIn, now)
-	}
-	el := time.Since(start)
-	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N), "ns/pkt")
-	b.ReportMetric(float64(b.N)/el.Seconds()/1e6, "Mpps")
-}
-
-// BenchmarkDecode is the decoder alone over a mix of protocols.
-func BenchmarkDecode(b *testing.B) {
-	var frames [][]byte
-	var links []linkType
-	for _, c := range decodeCases(b) {
-		if c.kind == kindFlow {
-			frames = append(frames, c.frame)
-			links = append(links, c.link)
-		}
-	}
-	var d decoder
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		var r result
-		j := i % len(frames)
-		d.decode(links[j], frames[j], 1, &r)
+		tb.Add(frames[i%len(frames)], 64, decoder.DirIn, now)
 	}
 	el := time.Since(start)
 	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N), "ns/pkt")
@@ -100,8 +61,8 @@ func filledAggregator(b *testing.B, flows int) (*Aggregator, *IfaceTable) {
 	a := NewAggregator(Config{MaxFlowsPerInterface: flows, MaxFlowsTotal: flows, IdleTimeout: -1, SnapshotWait: time.Millisecond})
 	tb := a.Interface("eth0")
 	now := time.Now()
-	for _, f := range frameArena(b, flows) {
-		tb.Add(f, 64, DirIn, now)
+	for _, f := range frametest.Arena(b, flows) {
+		tb.Add(f, 64, decoder.DirIn, now)
 	}
 	return a, tb
 }
@@ -118,11 +79,11 @@ func BenchmarkSnapshot100k(b *testing.B) { benchSnapshot(b, 100_000) }
 func BenchmarkSnapshot1M(b *testing.B)   { benchSnapshot(b, 1_000_000) }
 
 func benchSnapshot(b *testing.B, flows int) {
-	frames := frameArena(b, flows)
+	frames := frametest.Arena(b, flows)
 	_, tb := testTable(Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1, SnapshotWait: time.Minute})
 	now := time.Now()
 	for _, f := range frames {
-		tb.Add(f, 64, DirIn, now)
+		tb.Add(f, 64, decoder.DirIn, now)
 	}
 	tb.Publish()
 	var inPublish time.Duration
@@ -134,7 +95,7 @@ func benchSnapshot(b *testing.B, flows int) {
 		done := tb.requestSnapshot()
 		for waiting := true; waiting; {
 			for range 100 {
-				tb.Add(frames[i%flows], 64, DirIn, now)
+				tb.Add(frames[i%flows], 64, decoder.DirIn, now)
 				i++
 			}
 			start := time.Now()
@@ -153,52 +114,4 @@ func benchSnapshot(b *testing.B, flows int) {
 	slices.Sort(pauses)
 	b.ReportMetric(float64(pauses[len(pauses)/2].Microseconds()), "p50-publish-us")
 	b.ReportMetric(float64(pauses[len(pauses)*99/100].Microseconds()), "p99-publish-us")
-}
-
-// BenchmarkScrape is one scrape: snapshot, Collector, registry Gather and
-// text exposition. Each flow is two series (bytes and packets).
-// BenchmarkScrapeText is the same scrape as /metrics serves the text format:
-// the split Collector through the registry, then FlowFamilies.WriteText.
-func BenchmarkScrape10kSeries(b *testing.B)      { benchScrape(b, 5_000, false) }
-func BenchmarkScrape100kSeries(b *testing.B)     { benchScrape(b, 50_000, false) }
-func BenchmarkScrape100kFlows(b *testing.B)      { benchScrape(b, 100_000, false) }
-func BenchmarkScrapeText10kSeries(b *testing.B)  { benchScrape(b, 5_000, true) }
-func BenchmarkScrapeText100kSeries(b *testing.B) { benchScrape(b, 50_000, true) }
-func BenchmarkScrapeText100kFlows(b *testing.B)  { benchScrape(b, 100_000, true) }
-
-func benchScrape(b *testing.B, flows int, text bool) {
-	a, tb := filledAggregator(b, flows)
-	reg := prometheus.NewRegistry()
-	var fam *FlowFamilies
-	if text {
-		var c *Collector
-		c, fam = NewSplitCollector(a, nil)
-		reg.MustRegister(c)
-	} else {
-		reg.MustRegister(NewCollector(a, nil))
-	}
-	var buf bytes.Buffer
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		tb.PublishSnapshot() // stands in for the capture loop's Publish
-		mfs, err := reg.Gather()
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf.Reset()
-		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-		for _, mf := range mfs {
-			if err := enc.Encode(mf); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if fam != nil {
-			if err := fam.WriteText(context.Background(), &buf); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.ReportMetric(float64(buf.Len()), "bytes/scrape")
-	b.ReportMetric(float64(2*flows), "flow-series")
 }

@@ -74,7 +74,7 @@ func (t *IfaceTable) compact(target int, evict bool) {
 			skipEq--
 			continue
 		}
-		t.overflow[f.Key.Dir&1].addCounter(Counter{Packets: f.Packets, Bytes: f.Bytes})
+		t.overflow[f.Key.Dir&1].AddCounter(Counter{Packets: f.Packets, Bytes: f.Bytes})
 		if evict {
 			t.evicted++
 		} else {

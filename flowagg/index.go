@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
 )
 
-// flowIndex maps a FlowKey to its position in IfaceTable.flows.
+// flowIndex maps a decoder.FlowKey to its position in IfaceTable.flows.
 //
-// It replaces map[FlowKey]int32 on the hot path. With a million flows every
+// It replaces map[decoder.FlowKey]int32 on the hot path. With a million flows every
 // lookup misses the CPU caches; a Go map touches its control word, then the
 // slot (another line), then the flow entry. Here a slot is 8 bytes (the low
 // 32 bits of the key's hash and the flow position + 1), eight to a cache
@@ -53,7 +55,7 @@ func mix(a, b uint64) uint64 {
 
 // hash returns a seeded 32-bit hash of the key (wyhash-style folding
 // multiplies over its five 64-bit words).
-func (x *flowIndex) hash(k *FlowKey) uint32 {
+func (x *flowIndex) hash(k *decoder.FlowKey) uint32 {
 	w4 := uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.Proto)<<32 |
 		uint64(k.Dir)<<40 | uint64(k.Family)<<48 | uint64(k.Flags)<<56
 	h := mix(le64(k.Src[0:8])^x.seed[0], le64(k.Src[8:16])^0xa0761d6478bd642f)
@@ -64,7 +66,7 @@ func (x *flowIndex) hash(k *FlowKey) uint32 {
 
 // find returns the position of k in flows, or -1 and the empty slot where
 // it would go.
-func (x *flowIndex) find(k *FlowKey, h uint32, flows []Flow) (slot uint64, pos int) {
+func (x *flowIndex) find(k *decoder.FlowKey, h uint32, flows []Flow) (slot uint64, pos int) {
 	i := uint64(h) & x.mask
 	for {
 		e := x.slots[i]
@@ -92,7 +94,7 @@ func (x *flowIndex) insertAt(slot uint64, h uint32, pos int) {
 
 // slotOf returns the slot that holds position pos of key k (which must be
 // present).
-func (x *flowIndex) slotOf(k *FlowKey, pos int) uint64 {
+func (x *flowIndex) slotOf(k *decoder.FlowKey, pos int) uint64 {
 	i := uint64(x.hash(k)) & x.mask
 	want := uint64(pos + 1)
 	for uint32(x.slots[i]) != uint32(want) {
@@ -102,14 +104,14 @@ func (x *flowIndex) slotOf(k *FlowKey, pos int) uint64 {
 }
 
 // move records that the flow at position from is now at position to.
-func (x *flowIndex) move(k *FlowKey, from, to int) {
+func (x *flowIndex) move(k *decoder.FlowKey, from, to int) {
 	i := x.slotOf(k, from)
 	x.slots[i] = x.slots[i]&^0xffffffff | uint64(to+1)
 }
 
 // remove deletes the entry of k at position pos, shifting later entries of
 // the probe run back so that no tombstone is left.
-func (x *flowIndex) remove(k *FlowKey, pos int) {
+func (x *flowIndex) remove(k *decoder.FlowKey, pos int) {
 	i := x.slotOf(k, pos)
 	x.n--
 	for {

@@ -24,6 +24,11 @@ func (t *IfaceTable) maintEvery() int64 {
 	return int64(min(max(t.cfg.IdleTimeout/4, minMaintEvery), maxMaintEvery))
 }
 
+// Maintain runs the periodic work (idle expiry, budget, memory) if it is
+// due at now (unix ns): for offline use, where time is the capture's and
+// nothing calls Publish. Owner goroutine only.
+func (t *IfaceTable) Maintain(now int64) { t.maintain(now, false) }
+
 // maintain runs the periodic work if it is due at now (unix ns).
 func (t *IfaceTable) maintain(now int64, force bool) {
 	if t.pending != nil {
@@ -50,7 +55,7 @@ func (t *IfaceTable) expire(cutoff int64) {
 		if f.Last >= cutoff {
 			continue
 		}
-		t.expired.addCounter(Counter{Packets: f.Packets, Bytes: f.Bytes})
+		t.expired.AddCounter(Counter{Packets: f.Packets, Bytes: f.Bytes})
 		t.expiries++
 		t.removeAt(i)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
 )
 
 // mergeSnapshots combines the snapshots of the shards of one interface.
@@ -19,7 +21,7 @@ func mergeSnapshots(group []*TableSnapshot) *TableSnapshot {
 	for _, s := range group {
 		n += len(s.Flows)
 	}
-	index := make(map[FlowKey]int, n)
+	index := make(map[decoder.FlowKey]int, n)
 	m.Flows = make([]Flow, 0, n)
 	ets := make(map[string]uint64)
 	type binding struct{ ip, mac string }
@@ -31,12 +33,12 @@ func mergeSnapshots(group []*TableSnapshot) *TableSnapshot {
 			m.Time = s.Time
 		}
 		m.Limit += s.Limit
-		m.Total.addCounter(s.Total)
-		m.Overflow[0].addCounter(s.Overflow[0])
-		m.Overflow[1].addCounter(s.Overflow[1])
-		m.Expired.addCounter(s.Expired)
-		m.NonIP.addCounter(s.NonIP)
-		m.Errors.addCounter(s.Errors)
+		m.Total.AddCounter(s.Total)
+		m.Overflow[0].AddCounter(s.Overflow[0])
+		m.Overflow[1].AddCounter(s.Overflow[1])
+		m.Expired.AddCounter(s.Expired)
+		m.NonIP.AddCounter(s.NonIP)
+		m.Errors.AddCounter(s.Errors)
 		m.Folded += s.Folded
 		m.Evicted += s.Evicted
 		m.Expiries += s.Expiries

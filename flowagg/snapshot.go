@@ -1,9 +1,12 @@
 package flowagg
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
 )
 
 // Snapshot hand-over between a scrape and the capture goroutine.
@@ -38,13 +41,13 @@ type TableSnapshot struct {
 	Limit     int        // flow limit in force (share of the budget)
 	Flows     []Flow     // in no particular order
 	Total     Counter    // every frame handed to the table
-	Overflow  [2]Counter // folded and evicted flows, indexed by Direction
+	Overflow  [2]Counter // folded and evicted flows, indexed by decoder.Direction
 	Expired   Counter    // traffic of flows removed by idle expiry
 	NonIP     Counter    // frames counted by EtherType
 	Errors    Counter    // frames that failed to decode
 	// Folded, Evicted and Expiries count flows removed from the table.
 	Folded, Evicted, Expiries uint64
-	DecodeErrors              [numReasons]uint64 // indexed by Reason
+	DecodeErrors              [decoder.NumReasons]uint64 // indexed by Reason
 	EtherTypes                []EtherTypeCount
 	ARPBindings               []ARPBinding
 	ARPConflicts              []ARPConflict
@@ -62,12 +65,42 @@ type EtherTypeCount struct {
 func (s *TableSnapshot) FlowSum() Counter {
 	var c Counter
 	for i := range s.Flows {
-		c.addCounter(Counter{Packets: s.Flows[i].Packets, Bytes: s.Flows[i].Bytes})
+		c.AddCounter(Counter{Packets: s.Flows[i].Packets, Bytes: s.Flows[i].Bytes})
 	}
-	c.addCounter(s.Overflow[0])
-	c.addCounter(s.Overflow[1])
-	c.addCounter(s.Expired)
+	c.AddCounter(s.Overflow[0])
+	c.AddCounter(s.Overflow[1])
+	c.AddCounter(s.Expired)
 	return c
+}
+
+// CheckSums reports whether the snapshot's counters add up: flows, overflow
+// and expired traffic plus non-IP and undecodable frames equal every frame
+// handed to the table; decode errors by reason and non-IP frames by
+// EtherType sum to their totals. A snapshot copied while packets kept coming
+// may be off by the traffic of the copy (see above); a quiet one is exact.
+func (s *TableSnapshot) CheckSums() error {
+	ip := s.FlowSum()
+	all := ip
+	all.AddCounter(s.NonIP)
+	all.AddCounter(s.Errors)
+	if all != s.Total {
+		return fmt.Errorf("%s: flows %+v + non-IP %+v + errors %+v = %+v, want total %+v", s.Interface, ip, s.NonIP, s.Errors, all, s.Total)
+	}
+	var reasons uint64
+	for _, n := range s.DecodeErrors {
+		reasons += n
+	}
+	if reasons != s.Errors.Packets {
+		return fmt.Errorf("%s: decode errors by reason sum to %d, want %d", s.Interface, reasons, s.Errors.Packets)
+	}
+	var ets uint64
+	for _, e := range s.EtherTypes {
+		ets += e.Packets
+	}
+	if ets != s.NonIP.Packets {
+		return fmt.Errorf("%s: ethertype counters sum to %d, want %d", s.Interface, ets, s.NonIP.Packets)
+	}
+	return nil
 }
 
 // Publish does the periodic work of the table and answers a pending scrape.
@@ -202,6 +235,11 @@ func (t *IfaceTable) requestSnapshot() <-chan struct{} {
 func (t *IfaceTable) Published() *TableSnapshot { return t.snap.Load() }
 
 // snapshot copies the whole table at once (owner goroutine only).
+// SnapshotAt copies the table now, with now (unix ns) as the snapshot's
+// time: for offline use (pcap files) where the owner is the caller and time
+// is the capture's. Owner goroutine only.
+func (t *IfaceTable) SnapshotAt(now int64) *TableSnapshot { return t.snapshot(now) }
+
 func (t *IfaceTable) snapshot(now int64) *TableSnapshot {
 	s := &TableSnapshot{Interface: t.name, Shards: 1, Flows: slices.Clone(t.flows)}
 	t.fillSnapshot(s, now)
@@ -231,7 +269,7 @@ func (t *IfaceTable) fillSnapshot(s *TableSnapshot, now int64) {
 }
 
 func etherTypeLabel(et uint16) string {
-	if et == etherType8023 {
+	if et == decoder.EtherType8023 {
 		return "802.3"
 	}
 	const hex = "0123456789abcdef"

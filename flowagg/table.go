@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
 )
 
 // Counter is a pair of packet and byte counts. Bytes are wire lengths.
@@ -17,7 +19,8 @@ func (c *Counter) add(bytes uint64) {
 	c.Bytes += bytes
 }
 
-func (c *Counter) addCounter(o Counter) {
+// AddCounter adds o's packets and bytes to c.
+func (c *Counter) AddCounter(o Counter) {
 	c.Packets += o.Packets
 	c.Bytes += o.Bytes
 }
@@ -25,7 +28,7 @@ func (c *Counter) addCounter(o Counter) {
 // Flow is one entry of a flow table: its key, counters and the unix
 // nanosecond timestamps of its first and last packet.
 type Flow struct {
-	Key     FlowKey
+	Key     decoder.FlowKey
 	Bytes   uint64
 	Packets uint64
 	First   int64
@@ -53,7 +56,7 @@ type IfaceTable struct {
 	// is tighter than MaxFlowsPerInterface (removals count as evicted).
 	byTotal atomic.Bool
 
-	dec     decoder
+	dec     decoder.Decoder
 	index   flowIndex
 	flows   []Flow
 	scratch []uint64 // compaction work space, reused
@@ -67,7 +70,7 @@ type IfaceTable struct {
 	folded   uint64     // flows folded by MaxFlowsPerInterface
 	evicted  uint64     // flows evicted by the MaxFlowsTotal share
 	expiries uint64     // flows removed by idle expiry
-	reasons  [numReasons]uint64
+	reasons  [decoder.NumReasons]uint64
 	etypes   map[uint16]uint64
 	etOther  uint64
 	arp      arpTracker
@@ -110,32 +113,44 @@ func (t *IfaceTable) Shard() int { return t.shard }
 // len(frame) is used. dir says whether the frame was received or sent. It
 // is the hot path: no allocation, no lock; call it only from the goroutine
 // that owns the table.
-func (t *IfaceTable) Add(frame []byte, wireLen int, dir Direction, ts time.Time) {
-	t.add(linkEthernet, frame, wireLen, dir, ts.UnixNano())
+func (t *IfaceTable) Add(frame []byte, wireLen int, dir decoder.Direction, ts time.Time) {
+	t.AddFrame(decoder.LinkEthernet, frame, wireLen, dir, ts.UnixNano())
 }
 
-// add is Add for any link type, with the timestamp in unix nanoseconds.
-func (t *IfaceTable) add(link linkType, frame []byte, wireLen int, dir Direction, now int64) {
+// AddFrame is Add for any link type (pcap files: Linux cooked, raw IP), with
+// the timestamp in unix nanoseconds. The same rules apply: owner goroutine
+// only, no allocation.
+func (t *IfaceTable) AddFrame(link decoder.LinkType, frame []byte, wireLen int, dir decoder.Direction, now int64) {
 	n := uint64(max(wireLen, len(frame)))
 	t.total.add(n)
-	var r result
-	switch t.dec.decode(link, frame, now, &r) {
-	case kindFlow:
-		if r.outgoing {
-			dir = DirOut
+	var r decoder.Result
+	switch t.dec.Decode(link, frame, now, &r) {
+	case decoder.KindFlow:
+		if r.Outgoing {
+			dir = decoder.DirOut
 		}
-		r.key.Dir = dir
-		t.cfg.Granularity.apply(&r.key)
-		t.addFlow(&r.key, n, now)
-	case kindARP:
-		t.arp.observe(r.arpIP, r.arpMAC, now)
-		t.countEtherType(r.etherType, n)
-	case kindOther:
-		t.countEtherType(r.etherType, n)
+		r.Key.Dir = dir
+		t.cfg.Granularity.apply(&r.Key)
+		t.addFlow(&r.Key, n, now)
+	case decoder.KindARP:
+		t.arp.observe(r.ARPIP, r.ARPMAC, now)
+		t.countEtherType(r.EtherType, n)
+	case decoder.KindOther:
+		t.countEtherType(r.EtherType, n)
 	default:
 		t.errs.add(n)
-		t.reasons[r.reason]++
+		t.reasons[r.Reason]++
 	}
+}
+
+// AddUndecodable counts a frame the caller could not hand to the decoder (a
+// pcap link type it does not know) as a decode error with the given reason.
+// Owner goroutine only.
+func (t *IfaceTable) AddUndecodable(wireLen int, reason decoder.Reason) {
+	n := uint64(wireLen)
+	t.total.add(n)
+	t.errs.add(n)
+	t.reasons[reason]++
 }
 
 func (t *IfaceTable) countEtherType(et uint16, n uint64) {
@@ -153,7 +168,7 @@ func (t *IfaceTable) countEtherType(et uint16, n uint64) {
 
 // addFlow counts a packet of n bytes to its flow, inserting the flow (and
 // making room within the budget) when it is new.
-func (t *IfaceTable) addFlow(k *FlowKey, n uint64, now int64) {
+func (t *IfaceTable) addFlow(k *decoder.FlowKey, n uint64, now int64) {
 	h := t.index.hash(k)
 	slot, i := t.index.find(k, h, t.flows)
 	if i >= 0 {

@@ -2,48 +2,32 @@ package flowagg
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
+	"github.com/tangfeixiong/nta/internal/frametest"
 )
-
-// frameGen builds TCP/IPv4 frames by patching addresses and ports into one
-// gopacket-built template (checksums are irrelevant to the decoder).
-type frameGen struct{ tmpl []byte }
-
-func newFrameGen(tb testing.TB, n int) *frameGen {
-	return &frameGen{tmpl: tcp4Frame(tb, "10.0.0.1", "10.0.0.2", 1, 2, n)}
-}
-
-// frame writes the 5-tuple into buf (len(tmpl)) and returns it.
-func (g *frameGen) frame(buf []byte, src, dst uint32, sport, dport uint16) []byte {
-	buf = append(buf[:0], g.tmpl...)
-	binary.BigEndian.PutUint32(buf[26:30], src)
-	binary.BigEndian.PutUint32(buf[30:34], dst)
-	binary.BigEndian.PutUint16(buf[34:36], sport)
-	binary.BigEndian.PutUint16(buf[36:38], dport)
-	return buf
-}
 
 func TestBudgetFloodKeepsLargestAndExactSums(t *testing.T) {
 	const limit = 1000
 	_, tb := testTable(Config{MaxFlowsPerInterface: limit, MaxFlowsTotal: 1 << 20})
-	g := newFrameGen(t, 100)
+	g := frametest.NewGen(t, 100)
 	buf := make([]byte, 0, 256)
 	// 20 elephants sending bursts of 5 packets, interleaved with a flood of
 	// 1-packet random 5-tuples that is 100x the budget.
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 100*limit; i++ {
-		f := g.frame(buf, rng.Uint32(), rng.Uint32(), uint16(rng.UintN(65536)), uint16(rng.UintN(65536)))
-		tb.Add(f, len(f), DirIn, t0)
+		f := g.Frame(buf, rng.Uint32(), rng.Uint32(), uint16(rng.UintN(65536)), uint16(rng.UintN(65536)))
+		tb.Add(f, len(f), decoder.DirIn, t0)
 		if i%2000 == 0 {
 			for e := uint32(0); e < 20*5; e++ {
-				f := g.frame(buf, 0x0a000001, 0x0a000100+e%20, 40000, 443)
-				tb.Add(f, len(f), DirOut, t0)
+				f := g.Frame(buf, 0x0a000001, 0x0a000100+e%20, 40000, 443)
+				tb.Add(f, len(f), decoder.DirOut, t0)
 			}
 		}
 		if tb.Len() > limit {
@@ -55,14 +39,14 @@ func TestBudgetFloodKeepsLargestAndExactSums(t *testing.T) {
 	if len(s.Flows) > limit {
 		t.Fatalf("%d flows exported, budget %d", len(s.Flows), limit)
 	}
-	if s.Folded == 0 || s.Overflow[DirIn].Packets == 0 {
+	if s.Folded == 0 || s.Overflow[decoder.DirIn].Packets == 0 {
 		t.Fatalf("flood of %d flows folded nothing: %+v", 100*limit, s.Overflow)
 	}
 	if s.Evicted != 0 {
 		t.Errorf("evicted %d, want 0 (the per-interface limit was the binding one)", s.Evicted)
 	}
 	for e := uint32(0); e < 20; e++ {
-		k := key4("10.0.0.1", "10.0.1."+itoa(int(e)), 40000, 443, 6, DirOut)
+		k := frametest.Key4("10.0.0.1", "10.0.1."+itoa(int(e)), 40000, 443, 6, decoder.DirOut)
 		f, ok := flowOf(s, k)
 		if !ok || f.Packets != 250 {
 			t.Errorf("elephant %d: %+v found=%v, want its own series with all 250 packets", e, f, ok)
@@ -84,19 +68,19 @@ func itoa(i int) string {
 func TestTotalBudgetSharedAndEvicted(t *testing.T) {
 	a := NewAggregator(Config{MaxFlowsPerInterface: 1000, MaxFlowsTotal: 1000})
 	t1 := a.Interface("eth0")
-	g := newFrameGen(t, 0)
+	g := frametest.NewGen(t, 0)
 	buf := make([]byte, 0, 128)
 	for i := uint32(0); i < 900; i++ {
-		f := g.frame(buf, i, 1, 1000, 80)
-		t1.Add(f, len(f), DirIn, t0)
+		f := g.Frame(buf, i, 1, 1000, 80)
+		t1.Add(f, len(f), decoder.DirIn, t0)
 	}
 	if t1.Len() != 900 {
 		t.Fatalf("eth0 has %d flows, want 900", t1.Len())
 	}
 	t2 := a.Interface("eth1") // shares drop to 500 each
 	for i := uint32(0); i < 900; i++ {
-		f := g.frame(buf, i, 2, 1000, 80)
-		t2.Add(f, len(f), DirIn, t0)
+		f := g.Frame(buf, i, 2, 1000, 80)
+		t2.Add(f, len(f), decoder.DirIn, t0)
 	}
 	s1, s2 := t1.PublishSnapshot(), t2.PublishSnapshot()
 	checkSums(t, s1)
@@ -116,27 +100,27 @@ func TestTotalBudgetSharedAndEvicted(t *testing.T) {
 func TestGranularity(t *testing.T) {
 	cases := []struct {
 		g    Granularity
-		want []FlowKey
+		want []decoder.FlowKey
 	}{
-		{GranularityFull, []FlowKey{
-			key4("10.0.0.1", "10.0.0.2", 40001, 80, 6, DirIn), key4("10.0.0.1", "10.0.0.2", 40002, 80, 6, DirIn),
-			key4("10.0.0.2", "10.0.0.1", 80, 40001, 6, DirIn), key4("10.0.0.1", "10.0.0.2", 5000, 6000, 6, DirIn)}},
-		{GranularityHostPair, []FlowKey{
-			key4("10.0.0.1", "10.0.0.2", 0, 0, 6, DirIn), key4("10.0.0.2", "10.0.0.1", 0, 0, 6, DirIn)}},
-		{GranularityServerPort, []FlowKey{
-			{Src: addr16("10.0.0.1"), Dst: addr16("10.0.0.2"), DstPort: 80, Proto: 6, Family: 4, Flags: flagSrcPortFolded},
-			{Src: addr16("10.0.0.2"), Dst: addr16("10.0.0.1"), SrcPort: 80, Proto: 6, Family: 4, Flags: flagDstPortFolded},
-			{Src: addr16("10.0.0.1"), Dst: addr16("10.0.0.2"), SrcPort: 5000, Proto: 6, Family: 4, Flags: flagDstPortFolded}}},
+		{GranularityFull, []decoder.FlowKey{
+			frametest.Key4("10.0.0.1", "10.0.0.2", 40001, 80, 6, decoder.DirIn), frametest.Key4("10.0.0.1", "10.0.0.2", 40002, 80, 6, decoder.DirIn),
+			frametest.Key4("10.0.0.2", "10.0.0.1", 80, 40001, 6, decoder.DirIn), frametest.Key4("10.0.0.1", "10.0.0.2", 5000, 6000, 6, decoder.DirIn)}},
+		{GranularityHostPair, []decoder.FlowKey{
+			frametest.Key4("10.0.0.1", "10.0.0.2", 0, 0, 6, decoder.DirIn), frametest.Key4("10.0.0.2", "10.0.0.1", 0, 0, 6, decoder.DirIn)}},
+		{GranularityServerPort, []decoder.FlowKey{
+			{Src: frametest.Addr16("10.0.0.1"), Dst: frametest.Addr16("10.0.0.2"), DstPort: 80, Proto: 6, Family: 4, Flags: decoder.FlagSrcPortFolded},
+			{Src: frametest.Addr16("10.0.0.2"), Dst: frametest.Addr16("10.0.0.1"), SrcPort: 80, Proto: 6, Family: 4, Flags: decoder.FlagDstPortFolded},
+			{Src: frametest.Addr16("10.0.0.1"), Dst: frametest.Addr16("10.0.0.2"), SrcPort: 5000, Proto: 6, Family: 4, Flags: decoder.FlagDstPortFolded}}},
 	}
 	for _, c := range cases {
 		_, tb := testTable(Config{Granularity: c.g})
 		for _, f := range [][]byte{
-			tcp4Frame(t, "10.0.0.1", "10.0.0.2", 40001, 80, 0),
-			tcp4Frame(t, "10.0.0.1", "10.0.0.2", 40002, 80, 0),
-			tcp4Frame(t, "10.0.0.2", "10.0.0.1", 80, 40001, 0),
-			tcp4Frame(t, "10.0.0.1", "10.0.0.2", 5000, 6000, 0),
+			frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 40001, 80, 0),
+			frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 40002, 80, 0),
+			frametest.TCP4Frame(t, "10.0.0.2", "10.0.0.1", 80, 40001, 0),
+			frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 5000, 6000, 0),
 		} {
-			tb.Add(f, len(f), DirIn, t0)
+			tb.Add(f, len(f), decoder.DirIn, t0)
 		}
 		s := tb.PublishSnapshot()
 		checkSums(t, s)
@@ -169,14 +153,14 @@ func TestExpiryAndMemoryReturns(t *testing.T) {
 	}
 	const flood = 300000
 	_, tb := testTable(Config{MaxFlowsPerInterface: 2 * flood, MaxFlowsTotal: 2 * flood, IdleTimeout: time.Minute})
-	g := newFrameGen(t, 0)
+	g := frametest.NewGen(t, 0)
 	buf := make([]byte, 0, 128)
-	keep := g.frame(nil, 0x0a000001, 0x0a000002, 1234, 22)
-	tb.Add(keep, len(keep), DirIn, t0)
+	keep := g.Frame(nil, 0x0a000001, 0x0a000002, 1234, 22)
+	tb.Add(keep, len(keep), decoder.DirIn, t0)
 	before := heap()
 	for i := uint32(0); i < flood; i++ {
-		f := g.frame(buf, 0xc0000000+i, 0x0a000002, 40000, 80)
-		tb.Add(f, len(f), DirIn, t0)
+		f := g.Frame(buf, 0xc0000000+i, 0x0a000002, 40000, 80)
+		tb.Add(f, len(f), decoder.DirIn, t0)
 	}
 	during := heap()
 	if tb.Len() != flood+1 {
@@ -184,7 +168,7 @@ func TestExpiryAndMemoryReturns(t *testing.T) {
 	}
 	// two minutes later only the long-lived flow is still active
 	later := t0.Add(2 * time.Minute)
-	tb.Add(keep, len(keep), DirIn, later)
+	tb.Add(keep, len(keep), decoder.DirIn, later)
 	tb.publishAt(later.UnixNano(), true)
 	s := tb.Published()
 	checkSums(t, s)
@@ -209,11 +193,11 @@ func TestShardsMergeAtExport(t *testing.T) {
 	if s0.limit.Load() != 50 || s1.limit.Load() != 50 {
 		t.Fatalf("shard limits %d/%d, want 50 each", s0.limit.Load(), s1.limit.Load())
 	}
-	f := tcp4Frame(t, "10.0.0.1", "10.0.0.2", 1, 2, 0)
-	s0.Add(f, len(f), DirIn, t0)
-	s1.Add(f, len(f), DirIn, t0)
-	arpf := arpFrame(t, 2, macA, "10.0.0.9")
-	s1.Add(arpf, len(arpf), DirIn, t0)
+	f := frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 1, 2, 0)
+	s0.Add(f, len(f), decoder.DirIn, t0)
+	s1.Add(f, len(f), decoder.DirIn, t0)
+	arpf := frametest.ARPFrame(t, 2, frametest.MACA, "10.0.0.9")
+	s1.Add(arpf, len(arpf), decoder.DirIn, t0)
 	s0.PublishSnapshot()
 	s1.PublishSnapshot()
 	snaps := a.Snapshots(context.Background())
@@ -237,7 +221,7 @@ func TestShardsMergeAtExport(t *testing.T) {
 func TestScrapeWhileCapturing(t *testing.T) {
 	a := NewAggregator(Config{MaxFlowsPerInterface: 5000, SnapshotWait: time.Second})
 	tb := a.Interface("eth0")
-	g := newFrameGen(t, 10)
+	g := frametest.NewGen(t, 10)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var maxPublish time.Duration
@@ -246,8 +230,8 @@ func TestScrapeWhileCapturing(t *testing.T) {
 		defer wg.Done()
 		buf := make([]byte, 0, 128)
 		for i := uint32(0); ; i++ {
-			f := g.frame(buf, i%3000, 7, 1000, 80)
-			tb.Add(f, len(f), DirIn, time.Now())
+			f := g.Frame(buf, i%3000, 7, 1000, 80)
+			tb.Add(f, len(f), decoder.DirIn, time.Now())
 			if i%256 == 0 {
 				start := time.Now()
 				tb.Publish()
@@ -286,10 +270,10 @@ func TestChunkedSnapshot(t *testing.T) {
 	const flows = 100_000
 	a := NewAggregator(Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1})
 	tb := a.Interface("eth0")
-	frames := frameArena(t, flows)
+	frames := frametest.Arena(t, flows)
 	now := time.Now()
 	for _, f := range frames {
-		tb.Add(f, 64, DirIn, now)
+		tb.Add(f, 64, decoder.DirIn, now)
 	}
 	tb.Publish() // idle mark
 	done := tb.requestSnapshot()
@@ -298,7 +282,7 @@ func TestChunkedSnapshot(t *testing.T) {
 	var took []time.Duration
 	for i := 0; ; i++ {
 		for j := range 100 { // a ring block's worth of packets between Publish calls
-			tb.Add(frames[(i*100+j)%flows], 64, DirIn, now)
+			tb.Add(frames[(i*100+j)%flows], 64, decoder.DirIn, now)
 		}
 		start := time.Now()
 		tb.Publish()
@@ -327,7 +311,7 @@ func TestChunkedSnapshot(t *testing.T) {
 	if sum := s.FlowSum(); sum.Packets > s.Total.Packets || s.Total.Packets-sum.Packets > uint64(100*calls) {
 		t.Errorf("flows sum to %d packets, total %d: skew beyond the packets added during the copy", sum.Packets, s.Total.Packets)
 	}
-	seen := make(map[FlowKey]bool, flows)
+	seen := make(map[decoder.FlowKey]bool, flows)
 	for _, f := range s.Flows {
 		if seen[f.Key] {
 			t.Fatalf("flow %s twice in the snapshot", &f.Key)

@@ -1,43 +1,85 @@
 package topology
 
 import (
+	"fmt"
 	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 )
 
-// Interface roles, as understood by flowagg.Selector.
+// Interface roles. topology owns them: the capture selector
+// (afpacket.Selector) treats them as opaque strings, matched against
+// --collector.flows.roles. A new source adds its roles here.
 const (
-	RoleBridge        = "bridge"
-	RoleDockerBridge  = "docker-bridge"
+	// RoleAll is every interface of the host namespace but loopback.
+	RoleAll = "all"
+	// RoleBridge is any Linux bridge.
+	RoleBridge = "bridge"
+	// RoleDockerBridge is the bridge of a Docker network (docker0, br-<id>).
+	RoleDockerBridge = "docker-bridge"
+	// RoleContainerVeth is the host end of a container's veth pair.
 	RoleContainerVeth = "container-veth"
-	RoleVMTap         = "vm-tap"
+	// RoleVMTap is a tap (or macvtap) device of a virtual machine.
+	RoleVMTap = "vm-tap"
 )
 
-// Roles returns, for the host namespace, interface name → roles taken from
-// what Docker and the kernel say rather than from naming conventions: the
-// bridges behind Docker networks, the host ends of container veths, taps.
-// view may be nil.
+// KnownRoles lists every role Roles can give, for flag validation.
+var KnownRoles = []string{RoleAll, RoleBridge, RoleDockerBridge, RoleContainerVeth, RoleVMTap}
+
+// ValidateRoles reports a role name Roles never gives.
+func ValidateRoles(roles []string) error {
+	for _, r := range roles {
+		if !slices.Contains(KnownRoles, r) {
+			return fmt.Errorf("unknown interface role %q — use one of %s", r, strings.Join(KnownRoles, ", "))
+		}
+	}
+	return nil
+}
+
+// dockerBridgeName is how dockerd names the bridges it creates.
+var dockerBridgeName = regexp.MustCompile(`^(docker0|br-[0-9a-f]{12})$`)
+
+// Roles returns, for the host namespace, interface name → roles. Roles come
+// from what the kernel and the daemons say: link kinds (bridge, tap,
+// macvtap), the bridges behind Docker networks and the host ends of
+// container veths from the Docker view. Without a Docker view (view nil:
+// Docker absent or not answering) naming conventions stand in for it: a
+// bridge named like dockerd's (docker0, br-<12 hex>) is a Docker bridge and
+// a veth enslaved to one is a container veth. Every link but loopback has
+// RoleAll.
 func Roles(snap *hostnet.Snapshot, view *dockerview.View) map[string][]string {
 	roles := map[string][]string{}
 	add := func(name, role string) {
-		for _, r := range roles[name] {
-			if r == role {
-				return
-			}
+		if !slices.Contains(roles[name], role) {
+			roles[name] = append(roles[name], role)
 		}
-		roles[name] = append(roles[name], role)
 	}
-	for _, l := range snap.LinksIn(hostnet.HostID) {
+	links := snap.LinksIn(hostnet.HostID)
+	for _, l := range links {
+		if l.Kind == "loopback" {
+			continue
+		}
+		add(l.Name, RoleAll)
 		switch l.Kind {
 		case "bridge":
 			add(l.Name, RoleBridge)
-		case "tap":
+			if view == nil && dockerBridgeName.MatchString(l.Name) {
+				add(l.Name, RoleDockerBridge)
+			}
+		case "tap", "macvtap":
 			add(l.Name, RoleVMTap)
 		}
 	}
 	if view == nil {
+		for _, l := range links {
+			if l.Kind == "veth" && l.MasterKind == "bridge" && dockerBridgeName.MatchString(l.Master) {
+				add(l.Name, RoleContainerVeth)
+			}
+		}
 		return roles
 	}
 	for _, n := range view.Networks {

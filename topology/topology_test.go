@@ -3,6 +3,7 @@ package topology
 import (
 	"bytes"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -164,20 +165,23 @@ func TestRenderers(t *testing.T) {
 
 func TestRolesAndNames(t *testing.T) {
 	snap, view := fixture()
-	snap.Links = append(snap.Links, hostnet.Link{Netns: "host", Name: "vnet0", Kind: "tap"})
+	snap.Links = append(snap.Links, hostnet.Link{Netns: "host", Name: "vnet0", Kind: "tap"},
+		hostnet.Link{Netns: "host", Name: "lo", Kind: "loopback"})
 	view.Networks[0].Gateways = []string{"172.17.0.1"}
 	r := Roles(snap, view)
-	want := map[string]string{"docker0": "bridge,docker-bridge", "br0": "bridge", "vethc1": "container-veth", "vnet0": "vm-tap"}
+	want := map[string]string{"docker0": "all,bridge,docker-bridge", "br0": "all,bridge", "vethc1": "all,container-veth", "vnet0": "all,vm-tap", "veth0": "all"}
 	for name, roles := range want {
 		if got := strings.Join(r[name], ","); got != roles {
 			t.Errorf("roles of %s = %q, want %q", name, got, roles)
 		}
 	}
-	if len(r["veth0"]) != 0 {
-		t.Errorf("veth0 between two plain bridges got roles %v", r["veth0"])
+	if len(r["lo"]) != 0 {
+		t.Errorf("loopback got roles %v", r["lo"])
 	}
-	if got := strings.Join(Roles(snap, nil)["docker0"], ","); got != "bridge" {
-		t.Errorf("without Docker, docker0 roles %q", got)
+	for _, roles := range r {
+		if err := ValidateRoles(roles); err != nil {
+			t.Errorf("Roles gave a role it does not list: %v", err)
+		}
 	}
 	n := Names(snap, view)
 	if n.IP("172.17.0.9") != "network/bridge" {
@@ -185,5 +189,53 @@ func TestRolesAndNames(t *testing.T) {
 	}
 	if n.IP("172.17.0.2") != "web" || n.MAC("02:42:AC:11:00:02") != "web" || n.IP("172.17.0.1") != "network/bridge" || n.IP("10.9.9.9") != "" {
 		t.Errorf("names: %q %q %q", n.IP("172.17.0.2"), n.MAC("02:42:AC:11:00:02"), n.IP("172.17.0.1"))
+	}
+}
+
+// TestRolesWithoutDocker: with no Docker view the naming conventions stand
+// in for it; the kernel's kinds still decide bridges and taps.
+func TestRolesWithoutDocker(t *testing.T) {
+	host := func(name, kind, master string) hostnet.Link {
+		l := hostnet.Link{Netns: hostnet.HostID, Name: name, Kind: kind, Master: master}
+		if master != "" {
+			l.MasterKind = "bridge"
+		}
+		return l
+	}
+	snap := &hostnet.Snapshot{Links: []hostnet.Link{
+		host("lo", "loopback", ""),
+		host("eth0", "physical", ""),
+		host("docker0", "bridge", ""),
+		host("br-5f2e9c1a7b3d", "bridge", ""),
+		host("virbr0", "bridge", ""),
+		host("br-notdocker", "bridge", ""),
+		host("veth1a2b3c4", "veth", "docker0"),
+		host("vethuser", "veth", "br-5f2e9c1a7b3d"),
+		host("vethvirt", "veth", "virbr0"),
+		host("vethfree", "veth", ""),
+		host("vnet12", "tap", "virbr0"),
+		host("tun0", "tun", ""),
+		host("macvtap3", "macvtap", ""),
+		{Netns: "docker:abc", Name: "eth0", Kind: "veth"}, // another namespace: no roles
+	}}
+	want := map[string][]string{
+		"eth0":            {RoleAll},
+		"docker0":         {RoleAll, RoleBridge, RoleDockerBridge},
+		"br-5f2e9c1a7b3d": {RoleAll, RoleBridge, RoleDockerBridge},
+		"virbr0":          {RoleAll, RoleBridge},
+		"br-notdocker":    {RoleAll, RoleBridge},
+		"veth1a2b3c4":     {RoleAll, RoleContainerVeth},
+		"vethuser":        {RoleAll, RoleContainerVeth},
+		"vethvirt":        {RoleAll},
+		"vethfree":        {RoleAll},
+		"vnet12":          {RoleAll, RoleVMTap},
+		"tun0":            {RoleAll},
+		"macvtap3":        {RoleAll, RoleVMTap},
+	}
+	if got := Roles(snap, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("Roles without Docker:\n got %v\nwant %v", got, want)
+	}
+	if err := ValidateRoles([]string{"docker-bridges"}); err == nil || !strings.Contains(err.Error(), "docker-bridge,") {
+		t.Errorf("unknown role: err = %v, want it to list the known roles", err)
 	}
 }

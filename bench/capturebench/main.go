@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/afpacket"
 )
 
 type result struct {
@@ -32,12 +33,12 @@ type result struct {
 }
 
 func main() {
-	var cfg flowagg.CaptureConfig
+	var cfg afpacket.CaptureConfig
 	iface := flag.String("iface", "", "interface name or glob to capture on")
-	flag.IntVar(&cfg.BlockSize, "block-size", flowagg.DefaultBlockSize, "ring block size in bytes")
-	flag.IntVar(&cfg.NumBlocks, "blocks", flowagg.DefaultNumBlocks, "ring blocks")
-	flag.DurationVar(&cfg.BlockTimeout, "block-timeout", flowagg.DefaultBlockTimeout, "ring block timeout")
-	flag.IntVar(&cfg.Snaplen, "snaplen", flowagg.DefaultSnaplen, "bytes of each frame copied into the ring")
+	flag.IntVar(&cfg.BlockSize, "block-size", afpacket.DefaultBlockSize, "ring block size in bytes")
+	flag.IntVar(&cfg.NumBlocks, "blocks", afpacket.DefaultNumBlocks, "ring blocks")
+	flag.DurationVar(&cfg.BlockTimeout, "block-timeout", afpacket.DefaultBlockTimeout, "ring block timeout")
+	flag.IntVar(&cfg.Snaplen, "snaplen", afpacket.DefaultSnaplen, "bytes of each frame copied into the ring")
 	flag.IntVar(&cfg.Fanout, "fanout", 1, "sockets per interface (PACKET_FANOUT_HASH)")
 	bpfText := flag.String("bpf", "", "capture filter as printed by tcpdump -ddd")
 	verbose := flag.Bool("v", false, "log capture events to stderr")
@@ -47,9 +48,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nta-capture-bench: -iface is required")
 		os.Exit(2)
 	}
-	cfg.Selector = flowagg.Selector{Names: []string{*iface}}
+	cfg.Selector = afpacket.Selector{Names: []string{*iface}}
 	var err error
-	if cfg.Filter, err = flowagg.ParseBPF(*bpfText); err != nil {
+	if cfg.Filter, err = afpacket.ParseBPF(*bpfText); err != nil {
 		fmt.Fprintln(os.Stderr, "nta-capture-bench:", err)
 		os.Exit(2)
 	}
@@ -60,7 +61,7 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	agg := flowagg.NewAggregator(flowagg.Config{})
-	c, err := flowagg.NewCapturer(cfg, agg, nil, logger)
+	c, err := afpacket.NewCapturer(cfg, agg, nil, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nta-capture-bench:", err)
 		os.Exit(1)
@@ -110,7 +111,7 @@ func main() {
 
 // watchDrops prints when the kernel drops frames, to tell a burst at start
 // from steady loss.
-func watchDrops(ctx context.Context, c *flowagg.Capturer, every time.Duration, start time.Time) {
+func watchDrops(ctx context.Context, c *afpacket.Capturer, every time.Duration, start time.Time) {
 	var last, lastPkts uint64
 	t := time.NewTicker(every)
 	defer t.Stop()

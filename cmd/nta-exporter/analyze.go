@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/pcapfile"
 )
 
 // runAnalyze reads a pcap/pcapng file through the live decoder and flow
@@ -26,7 +26,7 @@ func runAnalyze(path, format string, top int, f *flowFlags, out, errOut io.Write
 	}
 	// Offline: no budget beyond the analyzer's defaults unless asked, no expiry.
 	cfg.MaxFlowsPerInterface, cfg.MaxFlowsTotal, cfg.IdleTimeout = 0, 0, -1
-	report, aerr := flowagg.Analyze(file, flowagg.AnalyzeOptions{Top: top, Config: cfg})
+	report, aerr := pcapfile.Analyze(file, pcapfile.AnalyzeOptions{Top: top, Config: cfg})
 	if report != nil {
 		var werr error
 		if format == "json" {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/tangfeixiong/nta/collector"
 	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/afpacket"
+	"github.com/tangfeixiong/nta/topology"
 )
 
 // flowFlags configure packet capture and the flow table (--collector.flows.*).
@@ -30,8 +32,8 @@ func addFlowFlags(app *kingpin.Application) *flowFlags {
 	f := &flowFlags{}
 	p := "collector.flows."
 	app.Flag(p+"interfaces", "Capture on interfaces of the host namespace whose name matches these globs (repeatable).").StringsVar(&f.interfaces)
-	app.Flag(p+"roles", "Capture on interfaces with these topology roles: container-veth, docker-bridge, vm-tap, bridge, all, or none (only --collector.flows.interfaces) (repeatable).").
-		Default(flowagg.RoleContainerVeth, flowagg.RoleVMTap).StringsVar(&f.roles)
+	app.Flag(p+"roles", "Capture on interfaces with these topology roles: "+strings.Join(topology.KnownRoles, ", ")+", or none (only --collector.flows.interfaces) (repeatable).").
+		Default(topology.RoleContainerVeth, topology.RoleVMTap).StringsVar(&f.roles)
 	app.Flag(p+"exclude", "Never capture on interfaces matching these globs (repeatable).").StringsVar(&f.exclude)
 	app.Flag(p+"granularity", "Flow labels: 5tuple (src, dst, ports, proto), port (server port kept, ephemeral side folded), host (address pair), workload (container pair).").
 		Default("port").EnumVar(&f.granularity, "5tuple", "full", "port", "host", "workload")
@@ -39,11 +41,11 @@ func addFlowFlags(app *kingpin.Application) *flowFlags {
 	app.Flag(p+"max-flows", "Hard budget of flow series over all interfaces.").Default("50000").IntVar(&f.maxTotal)
 	app.Flag(p+"idle-timeout", "A flow without packets for this long leaves the table and /metrics.").Default("5m").DurationVar(&f.idle)
 	app.Flag(p+"arp-conflict-window", "One IP claimed by two MACs within this window counts as an ARP conflict.").Default("10s").DurationVar(&f.arpWindow)
-	app.Flag(p+"ring.block-size", "TPACKET_V3 ring block size in bytes (multiple of the page size).").Default(fmt.Sprint(flowagg.DefaultBlockSize)).IntVar(&f.blockSize)
-	app.Flag(p+"ring.blocks", "TPACKET_V3 ring blocks per socket.").Default(fmt.Sprint(flowagg.DefaultNumBlocks)).IntVar(&f.blocks)
-	app.Flag(p+"ring.block-timeout", "How long the kernel fills a block before handing it over.").Default(flowagg.DefaultBlockTimeout.String()).DurationVar(&f.blockTimeout)
+	app.Flag(p+"ring.block-size", "TPACKET_V3 ring block size in bytes (multiple of the page size).").Default(fmt.Sprint(afpacket.DefaultBlockSize)).IntVar(&f.blockSize)
+	app.Flag(p+"ring.blocks", "TPACKET_V3 ring blocks per socket.").Default(fmt.Sprint(afpacket.DefaultNumBlocks)).IntVar(&f.blocks)
+	app.Flag(p+"ring.block-timeout", "How long the kernel fills a block before handing it over.").Default(afpacket.DefaultBlockTimeout.String()).DurationVar(&f.blockTimeout)
 	app.Flag(p+"fanout", "Sockets (and goroutines) per interface in a PACKET_FANOUT group; 1 = none.").Default("1").IntVar(&f.fanout)
-	app.Flag(p+"snaplen", "Bytes of each frame copied to user space (headers only are needed).").Default(fmt.Sprint(flowagg.DefaultSnaplen)).IntVar(&f.snaplen)
+	app.Flag(p+"snaplen", "Bytes of each frame copied to user space (headers only are needed).").Default(fmt.Sprint(afpacket.DefaultSnaplen)).IntVar(&f.snaplen)
 	app.Flag(p+"filter", "Capture filter in tcpdump syntax; needs a build with -tags pcap (see --collector.flows.filter-bpf otherwise).").StringVar(&f.filter)
 	app.Flag(p+"filter-bpf", "Capture filter as a compiled classic BPF program, the output of `tcpdump -ddd EXPR` (pure-Go builds).").StringVar(&f.filterBPF)
 	return f
@@ -79,15 +81,18 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 			roles = append(roles, r)
 		}
 	}
-	capCfg := flowagg.CaptureConfig{
+	if err := topology.ValidateRoles(roles); err != nil {
+		return nil, fmt.Errorf("--collector.flows.roles: %w", err)
+	}
+	capCfg := afpacket.CaptureConfig{
 		BlockSize: f.blockSize, NumBlocks: f.blocks, BlockTimeout: f.blockTimeout,
 		Snaplen: f.snaplen, Fanout: f.fanout,
-		Selector: flowagg.Selector{Names: f.interfaces, Roles: roles, Exclude: f.exclude},
+		Selector: afpacket.Selector{Names: f.interfaces, Roles: roles, Exclude: f.exclude},
 	}
 	switch {
 	case f.filter != "":
 		filter = f.filter
-		if capCfg.Filter, err = flowagg.CompileFilter(f.filter, f.snaplen); err != nil {
+		if capCfg.Filter, err = afpacket.CompileFilter(f.filter, f.snaplen); err != nil {
 			return nil, fmt.Errorf("--collector.flows.filter %q: %w", filter, err)
 		}
 	case f.filterBPF != "":
@@ -99,12 +104,12 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 			}
 			text = string(b)
 		}
-		if capCfg.Filter, err = flowagg.ParseBPF(text); err != nil {
+		if capCfg.Filter, err = afpacket.ParseBPF(text); err != nil {
 			return nil, fmt.Errorf("--collector.flows.filter-bpf: %w", err)
 		}
 	}
 	agg := flowagg.NewAggregator(cfg)
-	capt, err := flowagg.NewCapturer(capCfg, agg, collector.Roles{Src: src}, logger.With("component", "capture"))
+	capt, err := afpacket.NewCapturer(capCfg, agg, collector.CaptureRoles{Src: src}, logger.With("component", "capture"))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,47 +16,74 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/collector"
 )
 
-// metricsHandler serves /metrics when the flows collector runs. The two flow
-// families are most of a scrape (two series per flow, 100k and more), and
-// client_golang spends most of its time on them (a protobuf message per
-// series, consistency checks, sorting, encoding), so for the text format,
-// what Prometheus and curl ask for by default, it encodes the registry
-// (which leaves the flow families out) with expfmt and appends the flow
-// families written by flowagg straight from the snapshot. Other formats
-// (protobuf) and name[] filters go to promhttp over a gatherer that
-// includes the flow families through client_golang. It behaves like
+// scrapeRunner runs the collectors of one scrape under its context
+// (collector.Registry).
+type scrapeRunner interface {
+	Run(ctx context.Context, ch chan<- prometheus.Metric)
+}
+
+// runCollector is a scrapeRunner bound to one request's context, as an
+// unchecked prometheus.Collector.
+type runCollector struct {
+	ctx context.Context
+	r   scrapeRunner
+}
+
+func (runCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c runCollector) Collect(ch chan<- prometheus.Metric) { c.r.Run(c.ctx, ch) }
+
+// metricsHandler serves /metrics. Each request gathers the collectors under
+// its own context (so a scrape's deadline and cancellation reach them, and
+// nothing a scrape takes is shared with another), plus the static families
+// (build info, Go runtime, process).
+//
+// The two flow families are most of a scrape with flows on (two series per
+// flow, 100k and more), and client_golang spends most of its time on them (a
+// protobuf message per series, consistency checks, sorting, encoding), so
+// for the text format, what Prometheus and curl ask for by default, it
+// gathers with a collector.FlowText in the context: the flows collector
+// leaves the flow series out and hands this scrape's snapshots to it, the
+// handler encodes the gathered families with expfmt and then appends the
+// flow families written straight from those snapshots. Other formats
+// (protobuf) and name[] filters go to promhttp, where the flows collector
+// exports the flow series through client_golang. It behaves like
 // promhttp.HandlerFor with ContinueOnError: gather errors are logged and
 // whatever was gathered is served; gzip is used when the client prefers it.
 type metricsHandler struct {
-	gatherer prometheus.Gatherer // every family but the flow families
-	flows    *flowagg.FlowFamilies
-	fallback http.Handler
+	runner   scrapeRunner
+	static   prometheus.Gatherer
 	inFlight chan struct{} // --web.max-requests; nil: no limit
 	logger   *slog.Logger
+	opts     promhttp.HandlerOpts
 }
 
-// newMetricsHandler serves g's families and flows; maxRequests > 0 limits
-// the scrapes served at once (the rest get 503, as with promhttp).
-func newMetricsHandler(g prometheus.Gatherer, flows *flowagg.FlowFamilies, maxRequests int, logger *slog.Logger) http.Handler {
-	flowReg := prometheus.NewRegistry()
-	flowReg.MustRegister(flows)
+// newMetricsHandler serves the families of runner and static; maxRequests >
+// 0 limits the scrapes served at once (the rest get 503, as with promhttp).
+func newMetricsHandler(runner scrapeRunner, static prometheus.Gatherer, maxRequests int, logger *slog.Logger) http.Handler {
 	h := &metricsHandler{
-		gatherer: g,
-		flows:    flows,
-		logger:   logger,
-		// g first: the flows collector in it hands its snapshots to flows.
-		fallback: promhttp.HandlerFor(prometheus.Gatherers{g, flowReg}, promhttp.HandlerOpts{
+		runner: runner,
+		static: static,
+		logger: logger,
+		opts: promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 			ErrorHandling: promhttp.ContinueOnError,
-		}),
+		},
 	}
 	if maxRequests > 0 {
 		h.inFlight = make(chan struct{}, maxRequests)
 	}
 	return h
+}
+
+// gatherer returns the gatherer of one scrape under ctx.
+func (h *metricsHandler) gatherer(ctx context.Context) prometheus.Gatherer {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(runCollector{ctx: ctx, r: h.runner})
+	return prometheus.Gatherers{reg, h.static}
 }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,11 +99,12 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	format := expfmt.Negotiate(r.Header)
 	if format.FormatType() != expfmt.TypeTextPlain || r.URL.Query().Has("name[]") {
-		h.fallback.ServeHTTP(w, r)
+		promhttp.HandlerFor(h.gatherer(r.Context()), h.opts).ServeHTTP(w, r)
 		return
 	}
 
-	mfs, err := h.gatherer.Gather()
+	ctx, flows := collector.WithFlowText(r.Context())
+	mfs, err := h.gatherer(ctx).Gather()
 	if err != nil {
 		h.logger.Error("error gathering metrics", "err", err)
 		if len(mfs) == 0 {
@@ -108,7 +137,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.flows.WriteText(r.Context(), bw); err != nil {
+	if err := flows.WriteText(bw); err != nil {
 		h.logger.Error("error encoding and sending flow metrics", "err", err)
 		return
 	}

@@ -13,12 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tangfeixiong/nta/collector"
-	"github.com/tangfeixiong/nta/flowagg"
 )
 
 type serveFlags struct {
@@ -50,13 +48,11 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		go w.Run(ctx)
 		src.Docker = w
 	}
-	var flowFamilies *flowagg.FlowFamilies // served by metricsHandler
 	if contains(enabled, "flows") {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
 			return fmt.Errorf("flow capture: %w", err)
 		}
-		flowFamilies = f.SplitFlowFamilies()
 		src.Flows = f
 	}
 	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
@@ -65,19 +61,9 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	}
 	logger.Info("enabled collectors", "collectors", enabled)
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(reg, versioncollector.NewCollector("nta"))
-	gatherer := prometheus.Gatherers{registry, prometheus.DefaultGatherer}
-	var handler http.Handler
-	if flowFamilies != nil {
-		handler = newMetricsHandler(gatherer, flowFamilies, *s.maxRequests, logger)
-	} else {
-		handler = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-			ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: *s.maxRequests,
-		})
-	}
+	static := prometheus.NewRegistry()
+	static.MustRegister(versioncollector.NewCollector("nta"))
+	handler := newMetricsHandler(reg, prometheus.Gatherers{static, prometheus.DefaultGatherer}, *s.maxRequests, logger)
 
 	mux := http.NewServeMux()
 	mux.Handle(*s.metricsPath, handler)
