@@ -54,7 +54,7 @@ func TestDockerLab(t *testing.T) {
 				s := got[name].Labels
 				check := map[string][2]string{
 					"ifindex":   {s["ifindex"], strconv.Itoa(il.Ifindex)},
-					"kind":      {s["kind"], il.kind()},
+					"kind":      {s["kind"], ipKind(il)},
 					"mtu":       {s["mtu"], strconv.Itoa(il.MTU)},
 					"operstate": {s["operstate"], operstate(il.Operstate)},
 					"master":    {s["master"], il.Master},
@@ -77,7 +77,7 @@ func TestDockerLab(t *testing.T) {
 
 	t.Run("bridge ports match bridge -j link", func(t *testing.T) {
 		want := map[string]string{}
-		for _, p := range bridgePorts(t) {
+		for _, p := range testenv.BridgePorts(t) {
 			want[p.Master+"/"+p.Ifname] = p.State
 		}
 		got := map[string]string{}
@@ -108,7 +108,7 @@ func TestDockerLab(t *testing.T) {
 		}
 		// Host side: same-namespace pairs and pairs into named namespaces.
 		for name, il := range hostLinks {
-			if il.kind() != "veth" {
+			if ipKind(il) != "veth" {
 				continue
 			}
 			s := m.One(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": name}).Labels
@@ -127,7 +127,7 @@ func TestDockerLab(t *testing.T) {
 		for _, c := range l.containers {
 			path, nsID := sandbox(t, c)
 			for name, il := range ipLinks(t, path) {
-				if il.kind() != "veth" {
+				if ipKind(il) != "veth" {
 					continue
 				}
 				want := byIndex[il.LinkIndex]
