@@ -20,7 +20,9 @@ run: build
 lab-up:
 	bash scripts/lab-up.sh
 
+## lint: gofmt, go vet, and a tidy module (go mod tidy -diff prints the fix and fails).
 lint:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run 'go mod tidy'"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +115,7 @@ func dump(m map[flowKey]flowCount) string {
 	for k, c := range m {
 		lines = append(lines, fmt.Sprintf("  %s %s %s:%s > %s:%s  %.0f pkts %.0f bytes", k.dir, k.proto, k.src, k.sport, k.dst, k.dport, c.packets, c.bytes))
 	}
-	sort.Strings(lines)
+	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
 

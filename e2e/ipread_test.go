@@ -7,34 +7,13 @@ import (
 	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
-// ipLink is the part of `ip -j -d link` the tests compare.
-type ipLink struct {
-	Ifindex     int    `json:"ifindex"`
-	Ifname      string `json:"ifname"`
-	Flags       []string
-	MTU         int    `json:"mtu"`
-	Operstate   string `json:"operstate"`
-	LinkType    string `json:"link_type"`
-	Address     string `json:"address"`
-	Master      string `json:"master"`
-	Link        string `json:"link"`
-	LinkIndex   int    `json:"link_index"`
-	LinkNetnsid *int   `json:"link_netnsid"`
-	Linkinfo    *struct {
-		InfoKind      string         `json:"info_kind"`
-		InfoData      map[string]any `json:"info_data"`
-		InfoSlaveKind string         `json:"info_slave_kind"`
-		InfoSlaveData map[string]any `json:"info_slave_data"`
-	} `json:"linkinfo"`
-}
-
-// kind maps ip's view of a link to nta's kind vocabulary, independently of
+// ipKind maps ip's view of a link to nta's kind vocabulary, independently of
 // the exporter's code.
-func (l ipLink) kind() string {
+func ipKind(l testenv.IPLink) string {
 	if l.LinkType == "loopback" {
 		return "loopback"
 	}
-	if l.Linkinfo == nil || l.Linkinfo.InfoKind == "" {
+	if l.Linkinfo.InfoKind == "" {
 		return "physical"
 	}
 	switch k := l.Linkinfo.InfoKind; k {
@@ -51,32 +30,12 @@ func (l ipLink) kind() string {
 }
 
 // ipLinks reads links in a namespace: nsPath "" = host, else a netns file.
-func ipLinks(t testing.TB, nsPath string) map[string]ipLink {
+func ipLinks(t testing.TB, nsPath string) map[string]testenv.IPLink {
 	t.Helper()
-	var links []ipLink
 	if nsPath == "" {
-		jsonOf(t, &links, "ip", "-j", "-d", "link", "show")
-	} else {
-		jsonOf(t, &links, "nsenter", "--net="+nsPath, "ip", "-j", "-d", "link", "show")
+		return testenv.IPLinks(t)
 	}
-	out := map[string]ipLink{}
-	for _, l := range links {
-		out[l.Ifname] = l
-	}
-	return out
-}
-
-// bridgePort is one row of `bridge -j link`.
-type bridgePort struct {
-	Ifname string `json:"ifname"`
-	Master string `json:"master"`
-	State  string `json:"state"`
-}
-
-func bridgePorts(t testing.TB) []bridgePort {
-	var ports []bridgePort
-	jsonOf(t, &ports, "bridge", "-j", "link", "show")
-	return ports
+	return testenv.IPLinks(t, "nsenter", "--net="+nsPath)
 }
 
 // netnsIDs maps nsid (as the host sees it) → name of named namespaces.

@@ -3,8 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os/exec"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestDockerLab(t *testing.T) {
 			for _, s := range m.All("nta_interface_info", map[string]string{"netns": nsID}) {
 				got[s.Labels["interface"]] = s
 			}
-			if g, w := keys(got), keys(want); !equal(g, w) {
+			if g, w := slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)); !slices.Equal(g, w) {
 				t.Errorf("netns %s: interfaces: nta %v, ip %v", nsID, g, w)
 				continue
 			}
@@ -53,7 +54,7 @@ func TestDockerLab(t *testing.T) {
 				s := got[name].Labels
 				check := map[string][2]string{
 					"ifindex":   {s["ifindex"], strconv.Itoa(il.Ifindex)},
-					"kind":      {s["kind"], il.kind()},
+					"kind":      {s["kind"], ipKind(il)},
 					"mtu":       {s["mtu"], strconv.Itoa(il.MTU)},
 					"operstate": {s["operstate"], operstate(il.Operstate)},
 					"master":    {s["master"], il.Master},
@@ -76,15 +77,15 @@ func TestDockerLab(t *testing.T) {
 
 	t.Run("bridge ports match bridge -j link", func(t *testing.T) {
 		want := map[string]string{}
-		for _, p := range bridgePorts(t) {
+		for _, p := range testenv.BridgePorts(t) {
 			want[p.Master+"/"+p.Ifname] = p.State
 		}
 		got := map[string]string{}
 		for _, s := range m.All("nta_bridge_port_info", map[string]string{"netns": "host", "master_kind": "bridge"}) {
 			got[s.Labels["bridge"]+"/"+s.Labels["interface"]] = s.Labels["stp_state"]
 		}
-		if !equal(keys(got), keys(want)) {
-			t.Fatalf("bridge ports: nta %v, bridge -j link %v", keys(got), keys(want))
+		if g, w := slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)); !slices.Equal(g, w) {
+			t.Fatalf("bridge ports: nta %v, bridge -j link %v", g, w)
 		}
 		for k, st := range want {
 			if got[k] != st {
@@ -107,7 +108,7 @@ func TestDockerLab(t *testing.T) {
 		}
 		// Host side: same-namespace pairs and pairs into named namespaces.
 		for name, il := range hostLinks {
-			if il.kind() != "veth" {
+			if ipKind(il) != "veth" {
 				continue
 			}
 			s := m.One(t, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": name}).Labels
@@ -126,7 +127,7 @@ func TestDockerLab(t *testing.T) {
 		for _, c := range l.containers {
 			path, nsID := sandbox(t, c)
 			for name, il := range ipLinks(t, path) {
-				if il.kind() != "veth" {
+				if ipKind(il) != "veth" {
 					continue
 				}
 				want := byIndex[il.LinkIndex]
@@ -179,7 +180,7 @@ func TestDockerLab(t *testing.T) {
 			for _, e := range m.All("nta_docker_endpoint_info", map[string]string{"network": netName}) {
 				got[e.Labels["container_id"]] = e.Labels["container"] + " " + e.Labels["ipv4"] + " " + e.Labels["mac"]
 			}
-			if fmt.Sprint(sortedPairs(got)) != fmt.Sprint(sortedPairs(want)) {
+			if !slices.Equal(sortedPairs(got), sortedPairs(want)) {
 				t.Errorf("network %s endpoints:\n nta    %v\n docker %v", netName, sortedPairs(got), sortedPairs(want))
 			}
 			// The bridge behind it exists and carries the containers' host veths.
@@ -246,9 +247,9 @@ func TestDockerLab(t *testing.T) {
 		for _, s := range m.All("nta_docker_published_port_info", map[string]string{"container": "nt-web"}) {
 			got = append(got, s.Labels["host_ip"]+":"+s.Labels["host_port"]+"->"+s.Labels["container_port"]+"/"+s.Labels["protocol"])
 		}
-		sort.Strings(want)
-		sort.Strings(got)
-		if len(want) == 0 || !equal(got, want) {
+		slices.Sort(want)
+		slices.Sort(got)
+		if len(want) == 0 || !slices.Equal(got, want) {
 			t.Errorf("published ports: nta %v, docker %v", got, want)
 		}
 	})
@@ -279,7 +280,7 @@ func TestDockerLab(t *testing.T) {
 		for _, s := range e.Scrape().All("nta_node_info", nil) {
 			again[s.Labels["id"]] = true
 		}
-		if !equal(keys(nodes), keys(again)) {
+		if !maps.Equal(nodes, again) {
 			t.Errorf("node ids changed between scrapes")
 		}
 		// ...and so does a second exporter process (ids survive restarts).
@@ -290,7 +291,7 @@ func TestDockerLab(t *testing.T) {
 			for _, s := range e2.Scrape().All("nta_node_info", nil) {
 				restarted[s.Labels["id"]] = true
 			}
-			if !equal(keys(nodes), keys(restarted)) {
+			if !maps.Equal(nodes, restarted) {
 				return fmt.Errorf("node ids differ after a restart: %d vs %d ids", len(nodes), len(restarted))
 			}
 			return nil
@@ -340,32 +341,11 @@ func TestDockerLab(t *testing.T) {
 	})
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func sortedPairs(m map[string]string) []string {
 	var out []string
 	for k, v := range m {
 		out = append(out, k[:12]+"="+v)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,18 +13,11 @@ import (
 // namespace: the independent reading the exporter's counters are checked against.
 func ipStats(t testing.TB, nsPath, dev string) (rx, tx uint64) {
 	t.Helper()
-	var rows []struct {
-		Stats64 struct {
-			Rx struct{ Bytes uint64 } `json:"rx"`
-			Tx struct{ Bytes uint64 } `json:"tx"`
-		} `json:"stats64"`
+	l, ok := ipLinks(t, nsPath)[dev]
+	if !ok {
+		t.Fatalf("ip link in %s: no %s", nsPath, dev)
 	}
-	args := []string{"-j", "-s", "link", "show", dev}
-	out := testenv.Run(t, "nsenter", append([]string{"--net=" + nsPath, "ip"}, args...)...)
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
-		t.Fatalf("ip -s link %s: %v %s", dev, err, out)
-	}
-	return rows[0].Stats64.Rx.Bytes, rows[0].Stats64.Tx.Bytes
+	return l.Stats64.Rx.Bytes, l.Stats64.Tx.Bytes
 }
 
 func counterOf(t testing.TB, m testenv.Metrics, name, container, network string) float64 {

@@ -140,8 +140,8 @@ func (w *testWorld) compareLinks(t *testing.T, snap *Snapshot, id string, v ipVi
 			}
 			continue
 		}
-		if l.Index != il.Ifindex || l.Kind != il.kind() {
-			t.Errorf("%s/%s: index %d kind %q, ip says %d %q", id, name, l.Index, l.Kind, il.Ifindex, il.kind())
+		if l.Index != il.Ifindex || l.Kind != ipKind(il) {
+			t.Errorf("%s/%s: index %d kind %q, ip says %d %q", id, name, l.Index, l.Kind, il.Ifindex, ipKind(il))
 		}
 		if !strict {
 			continue
@@ -151,7 +151,7 @@ func (w *testWorld) compareLinks(t *testing.T, snap *Snapshot, id string, v ipVi
 				t.Errorf("%s/%s: %s = %v, ip says %v", id, name, what, got, want)
 			}
 		}
-		check("MAC", l.MAC, il.mac())
+		check("MAC", l.MAC, ipMAC(il))
 		check("MTU", l.MTU, il.MTU)
 		check("OperState", l.OperState, strings.ToLower(il.Operstate))
 		check("Master", l.Master, il.Master)

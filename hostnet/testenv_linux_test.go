@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // Helpers for the privileged tests: they build real namespaces and devices
@@ -88,33 +90,6 @@ func addNetns(t testing.TB, name string) {
 	run(t, "ip", "-n", name, "link", "set", "lo", "up")
 }
 
-// ipLink is one entry of `ip -j -d -s link show`.
-type ipLink struct {
-	Ifindex     int    `json:"ifindex"`
-	Ifname      string `json:"ifname"`
-	MTU         int    `json:"mtu"`
-	Operstate   string `json:"operstate"`
-	LinkType    string `json:"link_type"`
-	Address     string `json:"address"`
-	Master      string `json:"master"`
-	Link        string `json:"link"`
-	LinkIndex   int    `json:"link_index"`
-	LinkNetnsid *int   `json:"link_netnsid"`
-	Linkinfo    struct {
-		InfoKind      string         `json:"info_kind"`
-		InfoData      map[string]any `json:"info_data"`
-		InfoSlaveKind string         `json:"info_slave_kind"`
-	} `json:"linkinfo"`
-	Stats64 struct {
-		Rx ipCounters `json:"rx"`
-		Tx ipCounters `json:"tx"`
-	} `json:"stats64"`
-}
-
-type ipCounters struct {
-	Bytes, Packets, Errors, Dropped uint64
-}
-
 // ipAddrs is one entry of `ip -j addr show`.
 type ipAddrs struct {
 	Ifname   string `json:"ifname"`
@@ -125,46 +100,23 @@ type ipAddrs struct {
 	} `json:"addr_info"`
 }
 
-// bridgePort is one entry of `bridge -j link show`.
-type bridgePort struct {
-	Ifname string `json:"ifname"`
-	Master string `json:"master"`
-	State  string `json:"state"`
-}
-
 // ipView is what iproute2 says about one namespace.
 type ipView struct {
-	links map[string]ipLink
+	links map[string]testenv.IPLink
 	addrs map[string][]Addr
-	ports map[string]bridgePort
+	ports map[string]testenv.BridgePort
 }
 
 // readIP reads a namespace with iproute2; enter is a command prefix that runs
 // inside it (nil for the test's own namespace).
 func readIP(t testing.TB, enter ...string) ipView {
 	t.Helper()
-	decode := func(v any, args ...string) {
-		t.Helper()
-		out := run(t, append(append([]string{}, enter...), args...)...)
-		if strings.TrimSpace(out) == "" {
-			out = "[]"
-		}
-		if err := json.Unmarshal([]byte(out), v); err != nil {
-			t.Fatalf("%s: %v", strings.Join(args, " "), err)
-		}
+	var addrs []ipAddrs
+	out := run(t, append(append([]string{}, enter...), "ip", "-j", "addr", "show")...)
+	if err := json.Unmarshal([]byte(out), &addrs); err != nil {
+		t.Fatalf("ip -j addr show: %v", err)
 	}
-	var (
-		links []ipLink
-		addrs []ipAddrs
-		ports []bridgePort
-	)
-	decode(&links, "ip", "-j", "-d", "-s", "link", "show")
-	decode(&addrs, "ip", "-j", "addr", "show")
-	decode(&ports, "bridge", "-j", "link", "show")
-	v := ipView{links: map[string]ipLink{}, addrs: map[string][]Addr{}, ports: map[string]bridgePort{}}
-	for _, l := range links {
-		v.links[l.Ifname] = l
-	}
+	v := ipView{links: testenv.IPLinks(t, enter...), addrs: map[string][]Addr{}, ports: map[string]testenv.BridgePort{}}
 	for _, a := range addrs {
 		for _, ai := range a.AddrInfo {
 			ip, err := netip.ParseAddr(ai.Local)
@@ -174,14 +126,14 @@ func readIP(t testing.TB, enter ...string) ipView {
 			v.addrs[a.Ifname] = append(v.addrs[a.Ifname], Addr{netip.PrefixFrom(ip, ai.Prefixlen), ai.Family})
 		}
 	}
-	for _, p := range ports {
+	for _, p := range testenv.BridgePorts(t, enter...) {
 		v.ports[p.Ifname] = p
 	}
 	return v
 }
 
-// kind is what Link.Kind should be, derived from iproute2's reading.
-func (l ipLink) kind() string {
+// ipKind is what Link.Kind should be, derived from iproute2's reading.
+func ipKind(l testenv.IPLink) string {
 	switch k := l.Linkinfo.InfoKind; {
 	case k == "" && l.LinkType == "loopback":
 		return "loopback"
@@ -197,9 +149,9 @@ func (l ipLink) kind() string {
 	}
 }
 
-// mac is what Link.MAC should be: iproute2 prints zero addresses, Scan omits
-// them.
-func (l ipLink) mac() string {
+// ipMAC is what Link.MAC should be: iproute2 prints zero addresses, Scan
+// omits them.
+func ipMAC(l testenv.IPLink) string {
 	if strings.Trim(l.Address, "0:.") == "" {
 		return ""
 	}

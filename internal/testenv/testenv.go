@@ -1,8 +1,9 @@
 // Package testenv is the harness that nta's end-to-end tests share (e2e,
-// e2e/dashboards, deploy): the prerequisite rule, building nta-exporter
-// once per test binary, running it and other daemons as child processes
-// whose output is shown when a test fails, scraping and parsing /metrics,
-// and polling until a condition holds.
+// e2e/dashboards, deploy; hostnet's privileged tests use its iproute2
+// reader): the prerequisite rule, building nta-exporter once per test
+// binary, running it and other daemons as child processes whose output is
+// shown when a test fails, scraping and parsing /metrics, reading links
+// with `ip -j` and `bridge -j`, and polling until a condition holds.
 //
 // Policy for prerequisites (root, a program, a daemon): a test skips when
 // one is missing, except when the environment has CI=true, where it fails.

@@ -151,3 +151,31 @@ func TestTail(t *testing.T) {
 		t.Errorf("Tail = %q", got)
 	}
 }
+
+func TestIPLinksReadsIproute2(t *testing.T) {
+	RequireCommand(t, "ip", "Debian package iproute2")
+	// A prefix that writes to standard error first: only stdout is JSON.
+	noisy := []string{"sh", "-c", `echo "warning: noise" >&2; exec "$@"`, "sh"}
+	if lo, ok := IPLinks(t, noisy...)["lo"]; !ok || lo.LinkType != "loopback" || lo.Linkinfo.InfoKind != "" {
+		t.Errorf("lo = %+v, %v; want a loopback link without linkinfo", lo, ok)
+	}
+	r := record(func(tb testing.TB) { IPLinks(tb, "sh", "-c", "echo no such namespace >&2; exit 3", "sh") })
+	if !strings.Contains(r.failed, "no such namespace") {
+		t.Errorf("failing command: failed %q, want its standard error", r.failed)
+	}
+}
+
+func TestIPLinksEntersANamespace(t *testing.T) {
+	RequireRoot(t)
+	RequireCommand(t, "unshare", "Debian package util-linux")
+	RequireCommand(t, "bridge", "Debian package iproute2")
+	fresh := []string{"unshare", "--net"}
+	links := IPLinks(t, fresh...)
+	if lo, ok := links["lo"]; len(links) != 1 || !ok || lo.Ifindex != 1 {
+		t.Errorf("new namespace: links %+v, want lo alone with index 1", links)
+	}
+	// No bridge, no ports: an empty list, not a decode error.
+	if ports := BridgePorts(t, fresh...); len(ports) != 0 {
+		t.Errorf("new namespace: bridge ports %+v, want none", ports)
+	}
+}
