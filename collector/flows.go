@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	registerCollector("flows", false, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
+	registerCollector("flows", false, NeedHost|NeedDocker|NeedFlows, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
 }
 
 // Flows is the capture side the flows collector exports: the aggregator the
@@ -34,7 +34,7 @@ type Flows struct {
 // nta_flow_packets_total out, and returns their exporter: the /metrics
 // handler writes them itself in the text format (see flowagg.FlowFamilies),
 // after gathering the registry, whose flows collector hands its snapshots
-// over. Call it before NewRegistry.
+// over. Call it before NewRunner.
 func (f *Flows) SplitFlowFamilies() *flowagg.FlowFamilies {
 	c, fam := flowagg.NewSplitCollector(f.Aggregator, f.Names)
 	f.split = c

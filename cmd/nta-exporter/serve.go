@@ -39,9 +39,14 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	logger.Info("starting nta-exporter", "version", version.Info(), "build_context", version.BuildContext())
 	warnPrivileges(o.procPath, logger)
 
+	// Start only the sources the enabled collectors declared they read.
 	enabled := s.collectors.Enabled()
-	src := &collector.Sources{Host: collector.NewHostCache(newScanner(o, logger), *s.cacheAge)}
-	if contains(enabled, "docker") || contains(enabled, "graph") || contains(enabled, "flows") {
+	needs := collector.SourcesNeeded(enabled)
+	src := &collector.Sources{}
+	if needs.Has(collector.NeedHost) {
+		src.Host = collector.NewHostCache(newScanner(o, logger), *s.cacheAge)
+	}
+	if needs.Has(collector.NeedDocker) {
 		w, err := newDocker(o, logger)
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
@@ -51,7 +56,7 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		src.Docker = w
 	}
 	var flowFamilies *flowagg.FlowFamilies // served by metricsHandler
-	if contains(enabled, "flows") {
+	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
 			return fmt.Errorf("flow capture: %w", err)
@@ -59,14 +64,14 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		flowFamilies = f.SplitFlowFamilies()
 		src.Flows = f
 	}
-	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
+	runner, err := collector.NewRunner(enabled, src, *s.timeout, logger)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	logger.Info("enabled collectors", "collectors", enabled)
+	logger.Info("enabled collectors", "collectors", enabled, "sources", needs.String())
 
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(reg, versioncollector.NewCollector("nta"))
+	registry.MustRegister(runner, versioncollector.NewCollector("nta"))
 	gatherer := prometheus.Gatherers{registry, prometheus.DefaultGatherer}
 	var handler http.Handler
 	if flowFamilies != nil {
@@ -108,13 +113,4 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		defer cancel()
 		return server.Shutdown(shutdownCtx)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
