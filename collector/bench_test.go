@@ -55,7 +55,7 @@ func BenchmarkGather50Namespaces(b *testing.B) {
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	src := &Sources{Host: NewHostCache(hostnet.NewScanner(hostnet.Options{Logger: logger}), 0)}
-	reg, err := NewRegistry([]string{"netns", "links", "graph"}, src, 10*time.Second, logger)
+	reg, err := NewRunner([]string{"netns", "links", "graph"}, src, 10*time.Second, logger)
 	if err != nil {
 		b.Fatal(err)
 	}

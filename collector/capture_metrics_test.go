@@ -98,7 +98,7 @@ func TestFlowsCollectorReportsDeadCapture(t *testing.T) {
 		{deadCapture{fakeStats{{Name: "eth0"}}}, 0},
 	} {
 		src := &Sources{Flows: &Flows{Aggregator: a, Capture: tc.capture}}
-		r, err := NewRegistry([]string{"flows"}, src, time.Second, slog.New(slog.DiscardHandler))
+		r, err := NewRunner([]string{"flows"}, src, time.Second, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,12 @@
-// Package collector holds nta's Prometheus collectors and the registry that
-// runs them: one file per data source (network namespaces, links, Docker,
+// Package collector holds nta's Prometheus collectors and the [Runner] that
+// scrapes them: one file per data source (network namespaces, links, Docker,
 // the topology graph), each enabled or disabled with --[no-]collector.NAME,
 // each run concurrently on every scrape under a deadline and reported as
 // nta_collector_success and nta_collector_duration_seconds.
+//
+// Collectors read their data through small source interfaces ([HostSource],
+// [DockerSource]) and declare at registration which sources they need
+// ([Need]), so main starts only those and tests feed literal snapshots.
 package collector
 
 import (
@@ -21,7 +25,7 @@ import (
 // Namespace is the prefix of every metric nta exports.
 const Namespace = "nta"
 
-// ErrNoData tells the registry that a collector's source is absent (Docker
+// ErrNoData tells the Runner that a collector's source is absent (Docker
 // not installed, say). The scrape reports success 0 and logs at debug level
 // instead of logging an error on every scrape.
 var ErrNoData = errors.New("collector returned no data")
@@ -37,6 +41,7 @@ type Factory func(src *Sources, logger *slog.Logger) (Collector, error)
 
 type registration struct {
 	defaultEnabled bool
+	needs          Need
 	help           string
 	factory        Factory
 }
@@ -44,11 +49,14 @@ type registration struct {
 // factories is filled by each collector file's init and never changed after.
 var factories = map[string]registration{}
 
-func registerCollector(name string, defaultEnabled bool, help string, f Factory) {
+// registerCollector adds a collector: its name (and --collector.NAME flag),
+// whether it is on by default, the sources its factory reads from Sources,
+// a help text and the factory.
+func registerCollector(name string, defaultEnabled bool, needs Need, help string, f Factory) {
 	if _, dup := factories[name]; dup {
 		panic("collector registered twice: " + name)
 	}
-	factories[name] = registration{defaultEnabled: defaultEnabled, help: help, factory: f}
+	factories[name] = registration{defaultEnabled: defaultEnabled, needs: needs, help: help, factory: f}
 }
 
 // Names returns the registered collector names, sorted.
@@ -100,8 +108,10 @@ var (
 		"1 when a collector's last scrape succeeded, 0 when it failed or its source is absent.", []string{"collector"}, nil)
 )
 
-// Registry runs a set of collectors as one prometheus.Collector.
-type Registry struct {
+// Runner runs a set of collectors as one prometheus.Collector, each in its
+// own goroutine under one deadline per scrape. Register it on a
+// prometheus.Registry.
+type Runner struct {
 	collectors map[string]Collector
 	timeout    time.Duration
 	logger     *slog.Logger
@@ -111,10 +121,11 @@ type Registry struct {
 	lastState map[string]string // last logged error per collector, so a lasting fault logs once
 }
 
-// NewRegistry builds the named collectors. A collector whose factory fails
+// NewRunner builds the named collectors from src, which must hold the
+// sources [SourcesNeeded] reports for names. A collector whose factory fails
 // is an error: the caller asked for it and should know.
-func NewRegistry(names []string, src *Sources, timeout time.Duration, logger *slog.Logger) (*Registry, error) {
-	r := &Registry{
+func NewRunner(names []string, src *Sources, timeout time.Duration, logger *slog.Logger) (*Runner, error) {
+	r := &Runner{
 		collectors: map[string]Collector{},
 		timeout:    timeout,
 		logger:     logger,
@@ -140,20 +151,20 @@ func NewRegistry(names []string, src *Sources, timeout time.Duration, logger *sl
 }
 
 // Describe implements prometheus.Collector. It describes nothing, which
-// makes the registry an unchecked collector: which families a scrape holds
+// makes the Runner an unchecked collector: which families a scrape holds
 // depends on the host and on which sources answer. The client library still
 // checks every collected metric for consistency (even a pedantic registry
 // accepts it).
-func (r *Registry) Describe(chan<- *prometheus.Desc) {}
+func (r *Runner) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector: every collector runs in its own
 // goroutine under one deadline.
-func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+func (r *Runner) Collect(ch chan<- prometheus.Metric) {
 	r.Run(context.Background(), ch)
 }
 
 // Run is Collect with a parent context.
-func (r *Registry) Run(parent context.Context, ch chan<- prometheus.Metric) {
+func (r *Runner) Run(parent context.Context, ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -168,7 +179,7 @@ func (r *Registry) Run(parent context.Context, ch chan<- prometheus.Metric) {
 	r.errors.Collect(ch)
 }
 
-func (r *Registry) execute(ctx context.Context, name string, c Collector, ch chan<- prometheus.Metric) {
+func (r *Runner) execute(ctx context.Context, name string, c Collector, ch chan<- prometheus.Metric) {
 	begin := time.Now()
 	err := c.Update(ctx, ch)
 	took := time.Since(begin).Seconds()
@@ -195,7 +206,7 @@ func (r *Registry) execute(ctx context.Context, name string, c Collector, ch cha
 
 // logOnce logs a collector's state only when it changes, so a lasting fault
 // (Docker down for an hour) is one line, not one per scrape.
-func (r *Registry) logOnce(name, state string, level slog.Level, msg string, err error) {
+func (r *Runner) logOnce(name, state string, level slog.Level, msg string, err error) {
 	r.mu.Lock()
 	prev, seen := r.lastState[name]
 	r.lastState[name] = state

@@ -32,10 +32,10 @@ func (f *fakeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 	return f.err
 }
 
-func newTestRegistry(t *testing.T, cs map[string]Collector, timeout time.Duration) (*Registry, *bytes.Buffer) {
+func newTestRunner(t *testing.T, cs map[string]Collector, timeout time.Duration) (*Runner, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	r := &Registry{
+	r := &Runner{
 		collectors: cs,
 		timeout:    timeout,
 		logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -46,9 +46,9 @@ func newTestRegistry(t *testing.T, cs map[string]Collector, timeout time.Duratio
 	return r, &logs
 }
 
-func TestRegistryReportsEachCollector(t *testing.T) {
+func TestRunnerReportsEachCollector(t *testing.T) {
 	fail := &fakeCollector{err: errors.New("boom")}
-	r, logs := newTestRegistry(t, map[string]Collector{
+	r, logs := newTestRunner(t, map[string]Collector{
 		"ok":     &fakeCollector{},
 		"absent": &fakeCollector{err: ErrNoData},
 		"fail":   fail,
@@ -95,15 +95,15 @@ nta_collector_success{collector="ok"} 1
 	}
 }
 
-func TestNewRegistryUnknownCollector(t *testing.T) {
-	_, err := NewRegistry([]string{"nope"}, &Sources{}, time.Second, slog.Default())
+func TestNewRunnerUnknownCollector(t *testing.T) {
+	_, err := NewRunner([]string{"nope"}, &Sources{}, time.Second, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), `unknown collector "nope"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestDockerCollectorNeedsWatcher(t *testing.T) {
-	if _, err := NewRegistry([]string{"docker"}, &Sources{}, time.Second, slog.Default()); err == nil {
+	if _, err := NewRunner([]string{"docker"}, &Sources{}, time.Second, slog.Default()); err == nil {
 		t.Fatal("docker collector built without a Docker watcher")
 	}
 }

@@ -9,13 +9,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/topology"
 )
 
 func init() {
-	registerCollector("docker", true, "Docker networks, containers, endpoints, published ports and per-container traffic (Engine API, cached from events)", newDockerCollector)
+	registerCollector("docker", true, NeedHost|NeedDocker, "Docker networks, containers, endpoints, published ports and per-container traffic (Engine API, cached from events)", newDockerCollector)
 }
 
 var (
@@ -53,13 +52,13 @@ func containerCounter(name, help string) *prometheus.Desc {
 }
 
 type dockerCollector struct {
-	host   *HostCache
-	docker *dockerview.Watcher
+	host   HostSource
+	docker DockerSource
 }
 
 func newDockerCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 	if src.Docker == nil {
-		return nil, fmt.Errorf("no Docker watcher configured")
+		return nil, fmt.Errorf("no Docker source: start a dockerview.Watcher for Sources.Docker (see SourcesNeeded), or disable the collector with --no-collector.docker")
 	}
 	return &dockerCollector{host: src.Host, docker: src.Docker}, nil
 }

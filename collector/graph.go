@@ -6,12 +6,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/topology"
 )
 
 func init() {
-	registerCollector("graph", true, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
+	registerCollector("graph", true, NeedHost|NeedDocker, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
 }
 
 var (
@@ -24,8 +23,8 @@ var (
 )
 
 type graphCollector struct {
-	host   *HostCache
-	docker *dockerview.Watcher
+	host   HostSource
+	docker DockerSource // nil or unavailable: the graph holds what the kernel shows
 }
 
 func newGraphCollector(src *Sources, _ *slog.Logger) (Collector, error) {
@@ -39,13 +38,7 @@ func (c *graphCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	if err != nil {
 		return err
 	}
-	var view *dockerview.View
-	if c.docker != nil {
-		if v, err := c.docker.View(); err == nil {
-			view = &v
-		}
-	}
-	g := topology.Build(snap, view)
+	g := topology.Build(snap, dockerView(c.docker))
 	for _, n := range g.Nodes {
 		ch <- prometheus.MustNewConstMetric(nodeInfo, prometheus.GaugeValue, 1, n.ID, n.Title, n.Subtitle, n.Kind, n.Netns)
 	}

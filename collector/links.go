@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	registerCollector("links", true, "every interface in every network namespace (netlink): info, bridge ports, veth peers, addresses, stats64 counters", newLinksCollector)
+	registerCollector("links", true, NeedHost, "every interface in every network namespace (netlink): info, bridge ports, veth peers, addresses, stats64 counters", newLinksCollector)
 }
 
 var (
@@ -41,7 +41,7 @@ func counter(name, help string) *prometheus.Desc {
 }
 
 type linksCollector struct {
-	host   *HostCache
+	host   HostSource
 	logger *slog.Logger
 }
 

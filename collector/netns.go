@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	registerCollector("netns", true, "network namespaces: named, Docker sandboxes and anonymous ones found through /proc", newNetnsCollector)
+	registerCollector("netns", true, NeedHost, "network namespaces: named, Docker sandboxes and anonymous ones found through /proc", newNetnsCollector)
 }
 
 var (
@@ -20,7 +20,7 @@ var (
 		"Namespaces or interfaces that could not be read in the last scan (vanished mid-scan, or permission).", nil, nil)
 )
 
-type netnsCollector struct{ host *HostCache }
+type netnsCollector struct{ host HostSource }
 
 func newNetnsCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 	return &netnsCollector{host: src.Host}, nil

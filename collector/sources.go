@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -9,16 +10,98 @@ import (
 	"github.com/tangfeixiong/nta/hostnet"
 )
 
+// HostSource is where collectors read the host's namespaces and links.
+// [HostCache] implements it over a real scan; tests hand collectors a
+// literal [hostnet.Snapshot].
+type HostSource interface {
+	// Snapshot returns a recent reading of the host. Callers must not
+	// modify it.
+	Snapshot(ctx context.Context) (*hostnet.Snapshot, error)
+}
+
+// DockerSource is the cached Docker view collectors read. It never calls
+// the Engine API on a scrape. *dockerview.Watcher implements it.
+type DockerSource interface {
+	// View returns a copy of the cached view, or an error wrapping
+	// dockerview.ErrUnavailable while Docker cannot be reached.
+	View() (dockerview.View, error)
+}
+
+var (
+	_ HostSource   = (*HostCache)(nil)
+	_ DockerSource = (*dockerview.Watcher)(nil)
+)
+
+// Need is a set of the sources collectors read. Each collector declares its
+// needs when it registers; main starts only the sources [SourcesNeeded]
+// reports for the enabled collectors.
+type Need uint8
+
+// The sources a collector can need, one bit each.
+const (
+	NeedHost   Need = 1 << iota // Sources.Host: the hostnet scan
+	NeedDocker                  // Sources.Docker: the Docker watcher
+	NeedFlows                   // Sources.Flows: the packet capture
+)
+
+// Has reports whether n includes every source of want.
+func (n Need) Has(want Need) bool { return n&want == want }
+
+// String lists the sources, e.g. "host,docker"; "none" for the empty set.
+func (n Need) String() string {
+	var out []string
+	for _, s := range []struct {
+		bit  Need
+		name string
+	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedFlows, "flows"}} {
+		if n.Has(s.bit) {
+			out = append(out, s.name)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
+}
+
+// SourcesNeeded returns the sources the named collectors declared at
+// registration. Unknown names add nothing; [NewRunner] reports them.
+func SourcesNeeded(names []string) Need {
+	var n Need
+	for _, name := range names {
+		n |= factories[name].needs
+	}
+	return n
+}
+
 // Sources are the readings collectors share. One scrape runs several
 // collectors at once; they all want the same host snapshot, so it is taken
 // once and reused while it is younger than MaxAge.
+//
+// Leave a source nil when no enabled collector needs it, and never store a
+// nil pointer in Host or Docker: an interface holding a nil *Watcher is not
+// nil, and a collector would call it.
 type Sources struct {
 	// Host scans namespaces and links.
-	Host *HostCache
-	// Docker is the cached Docker view, nil when the docker collector is off.
-	Docker *dockerview.Watcher
+	Host HostSource
+	// Docker is the cached Docker view, nil when no enabled collector needs it.
+	Docker DockerSource
 	// Flows is the packet capture, nil unless the flows collector is on.
 	Flows *Flows
+}
+
+// dockerView returns the current Docker view, or nil when Docker is not
+// watched or not reachable: collectors that can do without Docker (the
+// graph) then export what the kernel shows.
+func dockerView(d DockerSource) *dockerview.View {
+	if d == nil {
+		return nil
+	}
+	v, err := d.View()
+	if err != nil {
+		return nil
+	}
+	return &v
 }
 
 // HostCache shares one hostnet scan between the collectors of a scrape.

@@ -20,7 +20,7 @@ import (
 )
 
 // scrapeRunner runs the collectors of one scrape under its context
-// (collector.Registry).
+// (collector.Runner).
 type scrapeRunner interface {
 	Run(ctx context.Context, ch chan<- prometheus.Metric)
 }

@@ -48,9 +48,9 @@ func udpFrame(t *testing.T, src, dst string, sport, dport uint16) []byte {
 }
 
 // flowRunner is the collector registry with the flows collector over a.
-func flowRunner(t *testing.T, a *flowagg.Aggregator) *collector.Registry {
+func flowRunner(t *testing.T, a *flowagg.Aggregator) *collector.Runner {
 	t.Helper()
-	r, err := collector.NewRegistry([]string{"flows"}, &collector.Sources{Flows: &collector.Flows{Aggregator: a}},
+	r, err := collector.NewRunner([]string{"flows"}, &collector.Sources{Flows: &collector.Flows{Aggregator: a}},
 		5*time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -37,9 +37,14 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	logger.Info("starting nta-exporter", "version", version.Info(), "build_context", version.BuildContext())
 	warnPrivileges(o.procPath, logger)
 
+	// Start only the sources the enabled collectors declared they read.
 	enabled := s.collectors.Enabled()
-	src := &collector.Sources{Host: collector.NewHostCache(newScanner(o, logger), *s.cacheAge)}
-	if contains(enabled, "docker") || contains(enabled, "graph") || contains(enabled, "flows") {
+	needs := collector.SourcesNeeded(enabled)
+	src := &collector.Sources{}
+	if needs.Has(collector.NeedHost) {
+		src.Host = collector.NewHostCache(newScanner(o, logger), *s.cacheAge)
+	}
+	if needs.Has(collector.NeedDocker) {
 		w, err := newDocker(o, logger)
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
@@ -48,22 +53,22 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		go w.Run(ctx)
 		src.Docker = w
 	}
-	if contains(enabled, "flows") {
+	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
 			return fmt.Errorf("flow capture: %w", err)
 		}
 		src.Flows = f
 	}
-	reg, err := collector.NewRegistry(enabled, src, *s.timeout, logger)
+	runner, err := collector.NewRunner(enabled, src, *s.timeout, logger)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	logger.Info("enabled collectors", "collectors", enabled)
+	logger.Info("enabled collectors", "collectors", enabled, "sources", needs.String())
 
 	static := prometheus.NewRegistry()
 	static.MustRegister(versioncollector.NewCollector("nta"))
-	handler := newMetricsHandler(reg, prometheus.Gatherers{static, prometheus.DefaultGatherer}, *s.maxRequests, logger)
+	handler := newMetricsHandler(runner, prometheus.Gatherers{static, prometheus.DefaultGatherer}, *s.maxRequests, logger)
 
 	mux := http.NewServeMux()
 	mux.Handle(*s.metricsPath, handler)
@@ -94,13 +99,4 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		defer cancel()
 		return server.Shutdown(shutdownCtx)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
