@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -105,12 +106,7 @@ func dumpRetry[T any](dump func() ([]T, error)) ([]T, error) {
 }
 
 func hasBridgePorts(recs []linkRec) bool {
-	for i := range recs {
-		if recs[i].MasterKind == "bridge" {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(recs, func(r linkRec) bool { return r.MasterKind == "bridge" })
 }
 
 // buildRecs converts one namespace's rtnetlink dumps into link records, with

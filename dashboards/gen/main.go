@@ -15,9 +15,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
@@ -76,14 +77,7 @@ func numberPanels(d *dashboard.Dashboard) {
 }
 
 // names returns the keys of m, sorted.
-func names(m map[string][]byte) []string {
-	n := make([]string, 0, len(m))
-	for k := range m {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
+func names(m map[string][]byte) []string { return slices.Sorted(maps.Keys(m)) }
 
 func main() {
 	dir := flag.String("out", "dashboards", "directory to write the dashboard JSON files to")

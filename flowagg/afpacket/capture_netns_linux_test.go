@@ -4,7 +4,6 @@ package afpacket
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 )
 
 // Helpers of the privileged capture tests: each test makes its own network
@@ -85,18 +86,11 @@ func newVeth(t *testing.T) testVeth {
 // linkStats reads the host end's counters with `ip -s -j`, independently of the capture.
 func (v testVeth) linkStats(t *testing.T) (rxPackets, rxBytes uint64) {
 	t.Helper()
-	var links []struct {
-		Stats64 struct {
-			RX struct {
-				Bytes   uint64 `json:"bytes"`
-				Packets uint64 `json:"packets"`
-			} `json:"rx"`
-		} `json:"stats64"`
+	l, ok := testenv.IPLinks(t)[v.host]
+	if !ok {
+		t.Fatalf("ip -j link: no %s", v.host)
 	}
-	if err := json.Unmarshal([]byte(run(t, "ip", "-s", "-j", "link", "show", "dev", v.host)), &links); err != nil || len(links) != 1 {
-		t.Fatalf("ip -s -j link show %s: %v", v.host, err)
-	}
-	return links[0].Stats64.RX.Packets, links[0].Stats64.RX.Bytes
+	return l.Stats64.Rx.Packets, l.Stats64.Rx.Bytes
 }
 
 // sender returns a function that sends one Ethernet frame out of the peer end,
