@@ -78,9 +78,10 @@ func (s *TableSnapshot) FlowSum() Counter {
 }
 
 // Publish does the periodic work of the table and answers a pending scrape.
-// The capture loop calls it between ring blocks and at least every 100 ms
-// even when no packet arrives (poll timeout). Cheap when nothing is due; a
-// snapshot in progress costs at most about publishSlice per call.
+// A capture loop calls it (or PublishPart) between ring blocks, when a
+// request wakes it, and at least every 100 ms even when no packet arrives
+// (poll timeout). Cheap when nothing is due; a snapshot in progress costs
+// at most about publishSlice per call while packets keep arriving.
 func (t *IfaceTable) Publish() {
 	t.publishAt(time.Now().UnixNano(), false)
 }
