@@ -12,8 +12,11 @@ import (
 // Snapshot hand-over between a scrape and the capture goroutine.
 //
 // The table's data belongs to its capture goroutine; nobody else reads it.
-// A scrape increments reqGen (atomic) and waits on waitCh. The capture loop
-// calls Publish between ring blocks; Publish sees reqGen moved and copies
+// A scrape increments reqGen (atomic), calls the table's waker (SetWaker:
+// the capture loop's ring stops waiting for the kernel, so an idle interface
+// answers at once rather than at its next poll timeout) and waits on waitCh.
+// The capture loop calls Publish between ring blocks and when woken; Publish
+// sees reqGen moved and copies
 // the flow slice into a new TableSnapshot (a plain memmove: no map walk, no
 // rehash), at most publishSlice (50 µs, ~10k flows) per call while packets
 // keep coming (longer for very large tables, see slice), all at once
@@ -32,6 +35,10 @@ import (
 // flows + overflow + expired equal the IP total exactly.
 //
 // When no scrape asked, Publish costs one atomic load and a clock read.
+//
+// What a snapshot holds is what the kernel has handed over: frames in the
+// ring block the kernel is still filling (at most the capture's block
+// timeout old) are counted by the snapshot after the block is retired.
 
 // TableSnapshot is an immutable copy of one interface table.
 type TableSnapshot struct {
@@ -104,9 +111,10 @@ func (s *TableSnapshot) CheckSums() error {
 }
 
 // Publish does the periodic work of the table and answers a pending scrape.
-// The capture loop calls it between ring blocks and at least every 100 ms
-// even when no packet arrives (poll timeout). Cheap when nothing is due; a
-// snapshot in progress costs at most about publishSlice per call.
+// A capture loop calls it (or PublishPart) between ring blocks, when a
+// request wakes it, and at least every 100 ms even when no packet arrives
+// (poll timeout). Cheap when nothing is due; a snapshot in progress costs
+// at most about publishSlice per call while packets keep arriving.
 func (t *IfaceTable) Publish() {
 	t.publishAt(time.Now().UnixNano(), false)
 }
@@ -149,7 +157,29 @@ func (p *pendingSnapshot) slice(wait time.Duration) time.Duration {
 	return max(publishSlice, el/16)
 }
 
+// PublishPart is Publish for a capture loop that has no ring block to hand
+// over: woken by a snapshot request, at its poll timeout, or between blocks
+// while a copy is in progress. It starts or continues the copy for at most
+// one slice (see slice), whether or not packets arrived since the last
+// Publish, and reports whether a copy is still in progress; the loop calls
+// it again unless the kernel has handed it a block in the meantime, so a
+// large table is copied in slices with the ring drained in between. Owner
+// goroutine only.
+func (t *IfaceTable) PublishPart() (copying bool) {
+	t.publishStep(time.Now().UnixNano(), false, false)
+	return t.pending != nil
+}
+
+// publishAt is Publish at now; force copies and publishes everything at
+// once. With no packet since the last Publish the ring is idle: the copy
+// is done all at once too.
 func (t *IfaceTable) publishAt(now int64, force bool) {
+	t.publishStep(now, force, t.total.Packets == t.idleMark)
+}
+
+// publishStep runs maintenance and answers a pending request; all copies
+// the rest of a snapshot in progress regardless of the time slice.
+func (t *IfaceTable) publishStep(now int64, force, all bool) {
 	if force {
 		t.finishPending(now)
 	}
@@ -173,8 +203,6 @@ func (t *IfaceTable) publishAt(now int64, force bool) {
 		t.pending = &pendingSnapshot{gen: gen, waiters: ch, started: time.Now(),
 			snap: &TableSnapshot{Interface: t.name, Shards: 1, Flows: buf[:0]}}
 	}
-	// No packet since the last Publish: the ring is idle, copy it all.
-	idle := t.total.Packets == t.idleMark
 	t.idleMark = t.total.Packets
 	start := time.Now()
 	p := t.pending
@@ -183,7 +211,7 @@ func (t *IfaceTable) publishAt(now int64, force bool) {
 		end := min(p.cursor+copyChunk, len(t.flows))
 		p.snap.Flows = append(p.snap.Flows, t.flows[p.cursor:end]...)
 		p.cursor = end
-		if !force && !idle && p.cursor < len(t.flows) && time.Since(start) > budget {
+		if !force && !all && p.cursor < len(t.flows) && time.Since(start) > budget {
 			return
 		}
 	}
@@ -207,8 +235,9 @@ func (t *IfaceTable) finishPending(now int64) {
 	}
 }
 
-// requestSnapshot asks the owner for a fresh snapshot; the channel is closed
-// when one is published. Safe from any goroutine.
+// requestSnapshot asks the owner for a fresh snapshot and wakes it (see
+// SetWaker); the channel is closed when one is published. Safe from any
+// goroutine.
 //
 // The scraper also allocates the buffer the flows will be copied into (sized
 // from the flow count of the last Publish), so that the capture goroutine
@@ -227,7 +256,23 @@ func (t *IfaceTable) requestSnapshot() <-chan struct{} {
 	ch := t.waitCh
 	t.mu.Unlock()
 	t.reqGen.Add(1)
+	if wake := t.waker.Load(); wake != nil {
+		(*wake)() // after reqGen moved: the Publish it causes sees the request
+	}
 	return ch
+}
+
+// SetWaker sets the function a snapshot request calls once it is
+// registered, so that the owner goroutine publishes now instead of at its
+// next poll timeout (a capture ring sets one that interrupts its wait). wake
+// runs on the scraper's goroutine and must not block; nil removes it. Safe
+// from any goroutine.
+func (t *IfaceTable) SetWaker(wake func()) {
+	if wake == nil {
+		t.waker.Store(nil)
+		return
+	}
+	t.waker.Store(&wake)
 }
 
 // Published returns the latest published snapshot, nil before the first.

@@ -86,7 +86,8 @@ type IfaceTable struct {
 	flowsHint atomic.Int64 // len(flows) at the last Publish, for scrapers
 	mu        sync.Mutex   // guards waitCh and offered; held for nanoseconds
 	waitCh    chan struct{}
-	offered   []Flow // snapshot buffer allocated by a scraper
+	offered   []Flow                 // snapshot buffer allocated by a scraper
+	waker     atomic.Pointer[func()] // wakes the owner loop on a request (SetWaker)
 }
 
 func newIfaceTable(name string, shard int, cfg Config) *IfaceTable {

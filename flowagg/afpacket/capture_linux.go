@@ -278,6 +278,7 @@ func (c *Capturer) start(l LinkInfo) error {
 	}
 	for _, m := range ic.members {
 		m.table = c.table(ic.name, m.shard)
+		m.table.SetWaker(m.ring.wake) // a scrape need not wait for the ring's poll timeout
 	}
 	var wg sync.WaitGroup
 	for _, m := range ic.members {
@@ -340,6 +341,7 @@ func (c *Capturer) stopIface(ic *ifaceCapture, reason string) {
 	<-ic.done
 	var total IfaceStats
 	for _, m := range ic.members {
+		m.table.SetWaker(nil)
 		m.ring.close(-1)
 		s := m.ring.stats()
 		total.Packets += s.Packets

@@ -40,6 +40,14 @@ type frameSink interface {
 
 var _ frameSink = (*flowagg.IfaceTable)(nil)
 
+// partPublisher is a frameSink that can copy a snapshot in slices between
+// ring blocks (*IfaceTable.PublishPart); run uses it when the sink has it.
+type partPublisher interface {
+	PublishPart() (copying bool)
+}
+
+var _ partPublisher = (*IfaceTable)(nil)
+
 // ringOptions are the per-socket settings derived from CaptureConfig.
 type ringOptions struct {
 	name         string
@@ -63,6 +71,7 @@ type ring struct {
 	fanoutID int    // group id when fanout is on
 	vlan     []byte // scratch for frames whose VLAN tag the kernel stripped
 	stopping atomic.Bool
+	woken    atomic.Bool // wake was called; wait returns at once
 
 	statsMu sync.Mutex
 	totals  IfaceStats // Packets, Drops, FreezeQueue running totals
@@ -164,24 +173,39 @@ func (r *ring) blockStatus(i int) *uint32 {
 }
 
 // publishEvery is the longest a table goes without Publish while its
-// interface is idle: scrapes wait for the capture goroutine to publish.
+// interface is idle (maintenance, idle expiry); a snapshot request does not
+// wait for it but wakes the ring (wake).
 const publishEvery = 100 * time.Millisecond
 
 // run hands every frame to sink until stop is called (returns nil), the
 // interface vanishes (returns an error wrapping errIfaceGone) or the socket
-// fails. It calls sink.Publish after every block and, when idle, every
-// publishEvery. exists says whether the interface is still there; downed is
-// called when it went down but stays.
+// fails. It publishes after every block, when woken (wake), when idle every
+// publishEvery, and, while a snapshot copy is in progress, in slices
+// whenever no block is ready. exists says whether the interface is still
+// there; downed is called when it went down but stays.
 func (r *ring) run(sink frameSink, exists func() bool, downed func(error)) error {
 	defer sink.Publish()
+	part, _ := sink.(partPublisher)
+	publish := func() bool {
+		if part == nil {
+			sink.Publish()
+			return false
+		}
+		return part.PublishPart()
+	}
+	copying := false // a snapshot copy is in progress
 	for !r.stopping.Load() {
 		st := r.blockStatus(r.next)
 		if atomic.LoadUint32(st)&unix.TP_STATUS_USER == 0 {
+			if copying {
+				copying = publish() // no block to hand over: copy the next slice
+				continue
+			}
 			err := r.wait(st)
 			switch {
 			case err == nil:
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				sink.Publish() // idle tick, or stop (checked by the loop)
+				copying = publish() // woken, idle tick, or stop (checked by the loop)
 			case errors.Is(err, os.ErrClosed):
 				return nil
 			case errors.Is(err, unix.ENETDOWN) && exists():
@@ -197,20 +221,23 @@ func (r *ring) run(sink frameSink, exists func() bool, downed func(error)) error
 		r.vlan = walkBlock(r.mem[off:off+r.opts.blockSize], r.vlan, sink)
 		atomic.StoreUint32(st, unix.TP_STATUS_KERNEL)
 		r.next = (r.next + 1) % r.opts.numBlocks
-		sink.Publish()
+		copying = publish()
 	}
 	return nil
 }
 
 // wait parks the goroutine in the netpoller until the block at st belongs to
-// user space (nil), publishEvery passed (os.ErrDeadlineExceeded) or the socket
-// reports an error (ENETDOWN when the interface goes down or is deleted).
+// user space (nil), publishEvery passed or wake or stop was called
+// (os.ErrDeadlineExceeded), or the socket reports an error (ENETDOWN when
+// the interface goes down or is deleted).
 func (r *ring) wait(st *uint32) error {
-	if r.stopping.Load() {
-		return os.ErrDeadlineExceeded
-	}
 	if err := r.file.SetReadDeadline(time.Now().Add(publishEvery)); err != nil {
 		return err
+	}
+	// Checked after the deadline is set: a wake or stop that set its past
+	// deadline before ours is seen here, one that comes later overrides ours.
+	if r.woken.Swap(false) || r.stopping.Load() {
+		return os.ErrDeadlineExceeded
 	}
 	var sockErr error
 	err := r.raw.Read(func(fd uintptr) bool {
@@ -235,7 +262,19 @@ func (r *ring) wait(st *uint32) error {
 // stop makes run return soon; safe to call from any goroutine, more than once.
 func (r *ring) stop() {
 	r.stopping.Store(true)
-	_ = r.file.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run; else it sees stopping within publishEvery
+	_ = r.file.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run; else wait sees stopping
+}
+
+// wake makes run publish now (a snapshot request, see IfaceTable.SetWaker)
+// instead of at its next poll timeout; safe to call from any goroutine, and
+// harmless after close. A past read deadline unparks the goroutine waiting
+// in the runtime netpoller, without a syscall: the socket stays the only
+// file the ring waits on, so no OS thread blocks in poll(2) as it would
+// with a wake-up eventfd polled next to the socket. The flag covers a wait
+// that sets its own deadline just after ours.
+func (r *ring) wake() {
+	r.woken.Store(true)
+	_ = r.file.SetReadDeadline(time.Unix(1, 0))
 }
 
 // stats reads the kernel counters (which reset on read) into the running totals
