@@ -3,6 +3,9 @@ package flowagg
 import (
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/flowagg/decoder"
+	"github.com/tangfeixiong/nta/internal/frametest"
 )
 
 // TestSnapshotRequestWakesOwner: a request calls the table's waker after it
@@ -10,7 +13,7 @@ import (
 // (SetWaker(nil)) nothing is called.
 func TestSnapshotRequestWakesOwner(t *testing.T) {
 	_, tb := testTable(Config{})
-	tb.Add(udp4Frame(t, "10.0.0.1", "10.0.0.2", 1000, 53, 20), 0, DirIn, t0)
+	tb.Add(frametest.UDP4Frame(t, "10.0.0.1", "10.0.0.2", 1000, 53, 20), 0, decoder.DirIn, t0)
 	tb.Publish()
 	woken := make(chan struct{}, 1)
 	tb.SetWaker(func() {
@@ -51,8 +54,8 @@ func TestPublishPartCopiesInSlices(t *testing.T) {
 	const flows = 100_000
 	a := NewAggregator(Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1})
 	tb := a.Interface("eth0")
-	for _, f := range frameArena(t, flows) {
-		tb.Add(f, 64, DirIn, t0)
+	for _, f := range frametest.Arena(t, flows) {
+		tb.Add(f, 64, decoder.DirIn, t0)
 	}
 	if tb.PublishPart() {
 		t.Fatal("PublishPart reports a copy in progress before any request")

@@ -41,12 +41,12 @@ type frameSink interface {
 var _ frameSink = (*flowagg.IfaceTable)(nil)
 
 // partPublisher is a frameSink that can copy a snapshot in slices between
-// ring blocks (*IfaceTable.PublishPart); run uses it when the sink has it.
+// ring blocks (*flowagg.IfaceTable.PublishPart); run uses it when the sink has it.
 type partPublisher interface {
 	PublishPart() (copying bool)
 }
 
-var _ partPublisher = (*IfaceTable)(nil)
+var _ partPublisher = (*flowagg.IfaceTable)(nil)
 
 // ringOptions are the per-socket settings derived from CaptureConfig.
 type ringOptions struct {
@@ -265,7 +265,7 @@ func (r *ring) stop() {
 	_ = r.file.SetReadDeadline(time.Unix(1, 0)) // wakes a waiting run; else wait sees stopping
 }
 
-// wake makes run publish now (a snapshot request, see IfaceTable.SetWaker)
+// wake makes run publish now (a snapshot request, see flowagg.IfaceTable.SetWaker)
 // instead of at its next poll timeout; safe to call from any goroutine, and
 // harmless after close. A past read deadline unparks the goroutine waiting
 // in the runtime netpoller, without a syscall: the socket stays the only

@@ -1,6 +1,6 @@
 //go:build linux
 
-package flowagg
+package afpacket
 
 import (
 	"context"
@@ -11,6 +11,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/decoder"
+	"github.com/tangfeixiong/nta/internal/frametest"
 )
 
 // newWakeVeth is newVeth with names of its own (ntwk…), so that these tests
@@ -36,8 +40,8 @@ func newWakeVeth(t *testing.T) testVeth {
 	return v
 }
 
-// timedSnapshot takes one Aggregator.Snapshots and says how long it took.
-func timedSnapshot(agg *Aggregator, iface string) (*TableSnapshot, time.Duration) {
+// timedSnapshot takes one flowagg.Aggregator.Snapshots and says how long it took.
+func timedSnapshot(agg *flowagg.Aggregator, iface string) (*flowagg.TableSnapshot, time.Duration) {
 	start := time.Now()
 	snaps := agg.Snapshots(context.Background())
 	took := time.Since(start)
@@ -96,7 +100,7 @@ func TestSnapshotOfIdleInterfaceDoesNotWaitForPoll(t *testing.T) {
 					bytes += uint64(size)
 				}
 			}
-			var s *TableSnapshot
+			var s *flowagg.TableSnapshot
 			var longest time.Duration
 			deadline := time.Now().Add(3 * blockTimeout)
 			for {
@@ -116,10 +120,12 @@ func TestSnapshotOfIdleInterfaceDoesNotWaitForPoll(t *testing.T) {
 			}
 			time.Sleep(blockTimeout + 200*time.Millisecond) // anything else would be in by now
 			s, _ = timedSnapshot(agg, v.host)
-			if s.Total != (Counter{Packets: packets, Bytes: bytes}) {
+			if s.Total != (flowagg.Counter{Packets: packets, Bytes: bytes}) {
 				t.Fatalf("total %+v, want %d packets, %d bytes", s.Total, packets, bytes)
 			}
-			checkSums(t, s)
+			if err := s.CheckSums(); err != nil {
+				t.Fatal(err)
+			}
 			if s.Shards != fanout {
 				t.Errorf("snapshot merges %d shards, want %d", s.Shards, fanout)
 			}
@@ -138,9 +144,9 @@ func TestSnapshotOfIdleInterfaceDoesNotWaitForPoll(t *testing.T) {
 	}
 }
 
-// partCounter is an IfaceTable that counts the ring loop's PublishPart calls.
+// partCounter is an flowagg.IfaceTable that counts the ring loop's PublishPart calls.
 type partCounter struct {
-	*IfaceTable
+	*flowagg.IfaceTable
 	parts int
 }
 
@@ -162,10 +168,10 @@ func TestWokenRingCopiesLargeTableInSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	const flows = 100_000
-	agg := NewAggregator(Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1})
+	agg := flowagg.NewAggregator(flowagg.Config{MaxFlowsPerInterface: 2 * flows, MaxFlowsTotal: 2 * flows, IdleTimeout: -1})
 	sink := &partCounter{IfaceTable: agg.Interface(v.host)}
-	for _, f := range frameArena(t, flows) {
-		sink.Add(f, 64, DirIn, t0)
+	for _, f := range frametest.Arena(t, flows) {
+		sink.Add(f, 64, decoder.DirIn, time.Now())
 	}
 	sink.SetWaker(r.wake)
 	errc := make(chan error, 1)
