@@ -111,6 +111,20 @@ func newFlowExporter(a *flowagg.Aggregator, res Resolver) *flowExporter {
 	return c
 }
 
+// arpBindings returns IP → MAC of every ARP binding in the scrape's tables.
+func (fs *flowScrape) arpBindings() map[netip.Addr]string {
+	var out map[netip.Addr]string
+	for _, s := range fs.snaps {
+		for _, b := range s.ARPBindings {
+			if out == nil {
+				out = map[netip.Addr]string{}
+			}
+			out[b.IP] = b.MAC.String()
+		}
+	}
+	return out
+}
+
 // scrape takes the snapshots of one scrape; ctx bounds the wait for them.
 func (c *flowExporter) scrape(ctx context.Context) *flowScrape {
 	return &flowScrape{snaps: c.agg.Snapshots(ctx), names: make(nameCache)}

@@ -9,14 +9,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/flowagg"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/topology"
 )
 
 func init() {
-	registerCollector("flows", false, NeedHost|NeedDocker|NeedFlows, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
+	registerCollector("flows", false, NeedHost|NeedDocker|NeedLibvirt|NeedFlows, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
 }
 
 // Flows is the capture side the flows collector exports: the aggregator the
@@ -45,9 +44,14 @@ func (r *NameResolver) NameIP(a netip.Addr) string {
 	return ix.Addr(a)
 }
 
-// Refresh rebuilds the index from a snapshot and a Docker view (may be nil).
-func (r *NameResolver) Refresh(snap *hostnet.Snapshot, view *dockerview.View) {
-	r.index.Store(topology.Names(snap, view))
+// Refresh rebuilds the index from a snapshot, the daemons' views (any may
+// be nil) and the IP → MAC bindings ARP showed (may be nil).
+func (r *NameResolver) Refresh(snap *hostnet.Snapshot, views topology.Views, arp map[netip.Addr]string) {
+	ix := topology.Names(snap, views)
+	if len(arp) > 0 {
+		ix = ix.WithARP(arp)
+	}
+	r.index.Store(ix)
 }
 
 type flowsCollector struct {
@@ -71,25 +75,20 @@ func newFlowsCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 	return c, nil
 }
 
-// Update refreshes the workload names, takes this scrape's snapshots of the
-// flow tables and exports them with the capture statistics. With a FlowText
+// Update takes this scrape's snapshots of the flow tables, refreshes the
+// workload names (from the topology and the ARP bindings in the
+// snapshots) and exports them with the capture statistics. With a FlowText
 // in ctx (the /metrics handler's text path) the two flow families are left
 // to it, from the same snapshots. Capture is never stalled by it. When the
 // capture has stopped, the frozen counters are still exported but the
 // scrape fails, so nta_collector_success{collector="flows"} says so.
 func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	fs := c.flows.scrape(ctx)
 	if c.src.Flows.Names != nil {
 		if snap, err := c.src.Host.Snapshot(ctx); err == nil {
-			var view *dockerview.View
-			if c.src.Docker != nil {
-				if v, err := c.src.Docker.View(); err == nil {
-					view = &v
-				}
-			}
-			c.src.Flows.Names.Refresh(snap, view)
+			c.src.Flows.Names.Refresh(snap, c.src.views(), fs.arpBindings())
 		}
 	}
-	fs := c.flows.scrape(ctx)
 	c.flows.collectTables(ch, fs)
 	if ft := flowTextFrom(ctx); ft != nil {
 		ft.set(c.flows, fs)
@@ -107,7 +106,7 @@ func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 }
 
 // CaptureRoles implements afpacket.RoleSource from the topology (see
-// topology.Roles): the host ends of container veths, Docker bridges, taps,
+// topology.Roles): the host ends of container veths, Docker bridges, VM taps,
 // and the name heuristics where no daemon's view says more. It reads the
 // shared host cache, so a capture rescan costs at most one host scan per
 // cache period.
@@ -121,11 +120,5 @@ func (r CaptureRoles) InterfaceRoles(ctx context.Context) (map[string][]string, 
 	if err != nil {
 		return nil, err
 	}
-	var view *dockerview.View
-	if r.Src.Docker != nil {
-		if v, err := r.Src.Docker.View(); err == nil {
-			view = &v
-		}
-	}
-	return topology.Roles(snap, view), nil
+	return topology.Roles(snap, r.Src.views()), nil
 }

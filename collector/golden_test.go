@@ -19,6 +19,7 @@ import (
 
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/libvirtview"
 )
 
 var update = flag.Bool("update", false, "rewrite collector/testdata/*.prom from the collectors' output; review the diff before committing it")
@@ -38,6 +39,14 @@ type fakeDocker struct {
 }
 
 func (f fakeDocker) View() (dockerview.View, error) { return f.view, f.err }
+
+// fakeLibvirt is a LibvirtSource answering with a literal view.
+type fakeLibvirt struct {
+	view libvirtview.View
+	err  error
+}
+
+func (f fakeLibvirt) View() (libvirtview.View, error) { return f.view, f.err }
 
 // nonDeterministic are families left out of golden files.
 var nonDeterministic = []string{Namespace + "_collector_duration_seconds"}
@@ -82,24 +91,39 @@ func gatherGolden(t *testing.T, src *Sources) prometheus.Gatherer {
 // and review the diff: it is what users will see change.
 func TestGoldenExposition(t *testing.T) {
 	unavailable := fmt.Errorf("%w: connect to unix:///var/run/docker.sock: no such file — start dockerd", dockerview.ErrUnavailable)
+	noLibvirt := fakeLibvirt{err: fmt.Errorf("%w: dial unix /var/run/libvirt/libvirt-sock: no such file — start libvirtd", libvirtview.ErrUnavailable)}
 	for _, sc := range []struct {
 		name    string
 		fixture func() (*hostnet.Snapshot, dockerview.View)
 		dockerr error
+		libvirt func() (*hostnet.Snapshot, libvirtview.View)
 	}{
-		{"docker_host", dockerHost, nil},
-		{"vanished_netns", vanishedNetns, nil},
-		{"network_modes", networkModes, nil},
+		{"docker_host", dockerHost, nil, nil},
+		{"vanished_netns", vanishedNetns, nil, nil},
+		{"network_modes", networkModes, nil, nil},
 		// Docker down: the docker collector reports no data, the graph
 		// still shows the kernel's wiring.
-		{"docker_down", dockerHost, unavailable},
+		{"docker_down", dockerHost, unavailable, nil},
+		// A libvirt host next to Docker: VMs on a Linux bridge and on an
+		// isolated libvirt network, a hostdev NIC, a stopped VM.
+		{"libvirt_host", nil, unavailable, libvirtHost},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			snap, view := sc.fixture()
+			var snap *hostnet.Snapshot
+			var view dockerview.View
+			lv := LibvirtSource(noLibvirt)
+			if sc.fixture != nil {
+				snap, view = sc.fixture()
+			}
+			if sc.libvirt != nil {
+				var v libvirtview.View
+				snap, v = sc.libvirt()
+				lv = fakeLibvirt{view: v}
+			}
 			if sc.dockerr != nil {
 				view = dockerview.View{}
 			}
-			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}})
+			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv})
 			path := filepath.Join("testdata", sc.name+".prom")
 			if *update {
 				writeGolden(t, path, g)

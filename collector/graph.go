@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	registerCollector("graph", true, NeedHost|NeedDocker, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
+	registerCollector("graph", true, NeedHost|NeedDocker|NeedLibvirt, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
 }
 
 var (
@@ -23,12 +23,14 @@ var (
 )
 
 type graphCollector struct {
-	host   HostSource
-	docker DockerSource // nil or unavailable: the graph holds what the kernel shows
+	host HostSource
+	// Docker and libvirt may be nil or unavailable: the graph then holds
+	// what the kernel and the other daemon show.
+	src Sources
 }
 
 func newGraphCollector(src *Sources, _ *slog.Logger) (Collector, error) {
-	return &graphCollector{host: src.Host, docker: src.Docker}, nil
+	return &graphCollector{host: src.Host, src: Sources{Docker: src.Docker, Libvirt: src.Libvirt}}, nil
 }
 
 // Update exports the graph built fresh from the latest readings, so removed
@@ -38,7 +40,7 @@ func (c *graphCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	if err != nil {
 		return err
 	}
-	g := topology.Build(snap, dockerView(c.docker))
+	g := topology.Build(snap, c.src.views())
 	for _, n := range g.Nodes {
 		ch <- prometheus.MustNewConstMetric(nodeInfo, prometheus.GaugeValue, 1, n.ID, n.Title, n.Subtitle, n.Kind, n.Netns)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/topology"
 )
 
 // HostSource is where collectors read the host's namespaces and links.
@@ -27,9 +29,18 @@ type DockerSource interface {
 	View() (dockerview.View, error)
 }
 
+// LibvirtSource is the cached libvirt view collectors read. It never calls
+// libvirtd on a scrape. *libvirtview.Watcher implements it.
+type LibvirtSource interface {
+	// View returns a copy of the cached view, or an error wrapping
+	// libvirtview.ErrUnavailable while libvirtd cannot be reached.
+	View() (libvirtview.View, error)
+}
+
 var (
-	_ HostSource   = (*HostCache)(nil)
-	_ DockerSource = (*dockerview.Watcher)(nil)
+	_ HostSource    = (*HostCache)(nil)
+	_ DockerSource  = (*dockerview.Watcher)(nil)
+	_ LibvirtSource = (*libvirtview.Watcher)(nil)
 )
 
 // Need is a set of the sources collectors read. Each collector declares its
@@ -39,9 +50,10 @@ type Need uint8
 
 // The sources a collector can need, one bit each.
 const (
-	NeedHost   Need = 1 << iota // Sources.Host: the hostnet scan
-	NeedDocker                  // Sources.Docker: the Docker watcher
-	NeedFlows                   // Sources.Flows: the packet capture
+	NeedHost    Need = 1 << iota // Sources.Host: the hostnet scan
+	NeedDocker                   // Sources.Docker: the Docker watcher
+	NeedFlows                    // Sources.Flows: the packet capture
+	NeedLibvirt                  // Sources.Libvirt: the libvirt watcher
 )
 
 // Has reports whether n includes every source of want.
@@ -53,7 +65,7 @@ func (n Need) String() string {
 	for _, s := range []struct {
 		bit  Need
 		name string
-	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedFlows, "flows"}} {
+	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedLibvirt, "libvirt"}, {NeedFlows, "flows"}} {
 		if n.Has(s.bit) {
 			out = append(out, s.name)
 		}
@@ -79,15 +91,35 @@ func SourcesNeeded(names []string) Need {
 // once and reused while it is younger than MaxAge.
 //
 // Leave a source nil when no enabled collector needs it, and never store a
-// nil pointer in Host or Docker: an interface holding a nil *Watcher is not
+// nil pointer in Host, Docker or Libvirt: an interface holding a nil *Watcher is not
 // nil, and a collector would call it.
 type Sources struct {
 	// Host scans namespaces and links.
 	Host HostSource
 	// Docker is the cached Docker view, nil when no enabled collector needs it.
 	Docker DockerSource
+	// Libvirt is the cached libvirt view, nil when no enabled collector needs it.
+	Libvirt LibvirtSource
 	// Flows is the packet capture, nil unless the flows collector is on.
 	Flows *Flows
+}
+
+// views returns the daemons' current views for topology; a daemon not
+// watched or not reachable has a nil view.
+func (s *Sources) views() topology.Views {
+	return topology.Views{Docker: dockerView(s.Docker), Libvirt: libvirtView(s.Libvirt)}
+}
+
+// libvirtView is dockerView for libvirt.
+func libvirtView(l LibvirtSource) *libvirtview.View {
+	if l == nil {
+		return nil
+	}
+	v, err := l.View()
+	if err != nil {
+		return nil
+	}
+	return &v
 }
 
 // dockerView returns the current Docker view, or nil when Docker is not

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/libvirtview"
 )
 
 func TestSourcesNeededUnitesDeclarations(t *testing.T) {
@@ -23,8 +24,9 @@ func TestSourcesNeededUnitesDeclarations(t *testing.T) {
 		{nil, 0, "none"},
 		{[]string{"links", "netns"}, NeedHost, "host"},
 		{[]string{"netns", "docker"}, NeedHost | NeedDocker, "host,docker"},
-		{[]string{"graph"}, NeedHost | NeedDocker, "host,docker"},
-		{[]string{"flows"}, NeedHost | NeedDocker | NeedFlows, "host,docker,flows"},
+		{[]string{"graph"}, NeedHost | NeedDocker | NeedLibvirt, "host,docker,libvirt"},
+		{[]string{"libvirt"}, NeedHost | NeedLibvirt, "host,libvirt"},
+		{[]string{"flows"}, NeedHost | NeedDocker | NeedLibvirt | NeedFlows, "host,docker,libvirt,flows"},
 		{[]string{"no-such-collector"}, 0, "none"},
 	} {
 		got := SourcesNeeded(c.names)
@@ -55,15 +57,26 @@ func (s spyDocker) View() (dockerview.View, error) {
 	return s.view, nil
 }
 
+type spyLibvirt struct {
+	view libvirtview.View
+	used *Need
+}
+
+func (s spyLibvirt) View() (libvirtview.View, error) {
+	*s.used |= NeedLibvirt
+	return s.view, nil
+}
+
 // A collector that read a source it did not declare would find it missing
 // when main starts only the declared ones; one that declares a source it
 // never reads makes main start it for nothing. (The flows collector needs a
 // capture to be built; its declaration is checked above.)
 func TestCollectorsReadExactlyTheSourcesTheyDeclare(t *testing.T) {
 	snap, view := dockerHost()
+	_, lv := libvirtHost()
 	for _, name := range goldenCollectors() {
 		var used Need
-		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}}
+		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}}
 		c, err := factories[name].factory(src, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -8,9 +8,11 @@ import (
 	"github.com/tangfeixiong/nta/hostnet"
 )
 
-// Build assembles the graph. view may be nil when Docker is not watched or
-// not reachable: the graph then holds what the kernel shows.
-func Build(snap *hostnet.Snapshot, view *dockerview.View) *Graph {
+// Build assembles the graph. A nil view in views (Docker or libvirt not
+// watched or not reachable) leaves its objects out: the graph then holds
+// what the kernel and the other daemons show.
+func Build(snap *hostnet.Snapshot, views Views) *Graph {
+	view := views.Docker
 	b := builder{g: &Graph{}, nodes: map[string]bool{}, edges: map[string]bool{}}
 	owner := map[string]string{} // netns id → container name owning it
 	if view != nil {
@@ -46,6 +48,9 @@ func Build(snap *hostnet.Snapshot, view *dockerview.View) *Graph {
 	b.links(snap)
 	if view != nil {
 		b.docker(snap, view)
+	}
+	if views.Libvirt != nil {
+		b.libvirt(snap, views.Libvirt)
 	}
 	sortGraph(b.g)
 	return b.g

@@ -166,6 +166,50 @@ func (g *Graph) WriteText(w io.Writer) error {
 		}
 		b.WriteString(line + "\n")
 	}
+	for _, n := range g.Nodes {
+		if n.Kind != KindLibvirtNetwork {
+			continue
+		}
+		line := fmt.Sprintf("libvirt network %s [%s]", n.Title, n.Subtitle)
+		if br := ix.first(n.ID, EdgeBacks, true); br != "" {
+			line += " → bridge " + ix.byID[br].Title
+		}
+		var members []string
+		for _, e := range ix.in[n.ID] {
+			if e.Kind == EdgeVMNetwork {
+				members = append(members, ix.byID[e.Source].Title)
+			}
+		}
+		sort.Strings(members)
+		if len(members) > 0 {
+			line += "; VMs: " + strings.Join(members, ", ")
+		}
+		b.WriteString(line + "\n")
+	}
+	for _, n := range g.Nodes {
+		if n.Kind != KindVM {
+			continue
+		}
+		b.WriteString(fmt.Sprintf("vm %s [%s]\n", n.Title, n.Subtitle))
+		var nics []string
+		for _, e := range ix.out[n.ID] {
+			if e.Kind == EdgeVMNIC {
+				nics = append(nics, e.Target)
+			}
+		}
+		sort.Strings(nics)
+		for i, id := range nics {
+			branch := "├─ "
+			if i == len(nics)-1 {
+				branch = "└─ "
+			}
+			line := ix.describe(id)
+			if m := ix.first(id, EdgeMember, true); m != "" {
+				line += " → " + ix.byID[m].Kind + " " + ix.byID[m].Title
+			}
+			b.WriteString("    " + branch + line + "\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -219,8 +263,10 @@ func dotNode(n Node) string {
 		shape = "box3d"
 	case KindNetns:
 		shape = "folder"
-	case KindDockerNetwork:
+	case KindDockerNetwork, KindLibvirtNetwork:
 		shape = "ellipse"
+	case KindVM:
+		shape = "component"
 	}
 	return fmt.Sprintf("%q [label=%q, shape=%s];", n.ID, n.Title+"\n"+n.Subtitle, shape)
 }

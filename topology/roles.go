@@ -2,12 +2,12 @@ package topology
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 )
 
@@ -44,14 +44,16 @@ func ValidateRoles(roles []string) error {
 var dockerBridgeName = regexp.MustCompile(`^(docker0|br-[0-9a-f]{12})$`)
 
 // Roles returns, for the host namespace, interface name → roles. Roles come
-// from what the kernel and the daemons say: link kinds (bridge, tap,
-// macvtap), the bridges behind Docker networks and the host ends of
-// container veths from the Docker view. Without a Docker view (view nil:
-// Docker absent or not answering) naming conventions stand in for it: a
-// bridge named like dockerd's (docker0, br-<12 hex>) is a Docker bridge and
-// a veth enslaved to one is a container veth. Every link but loopback has
+// from what the kernel and the daemons say: link kinds (bridge), the bridges
+// behind Docker networks and the host ends of container veths from the
+// Docker view, the taps of VMs from the libvirt view. Where a view is
+// missing (nil: the daemon absent or not answering) conventions stand in
+// for it: a bridge named like dockerd's (docker0, br-<12 hex>) is a Docker
+// bridge and a veth enslaved to one is a container veth; without libvirt,
+// every tap and macvtap is taken for a VM's. Every link but loopback has
 // RoleAll.
-func Roles(snap *hostnet.Snapshot, view *dockerview.View) map[string][]string {
+func Roles(snap *hostnet.Snapshot, views Views) map[string][]string {
+	view := views.Docker
 	roles := map[string][]string{}
 	add := func(name, role string) {
 		if !slices.Contains(roles[name], role) {
@@ -71,7 +73,14 @@ func Roles(snap *hostnet.Snapshot, view *dockerview.View) map[string][]string {
 				add(l.Name, RoleDockerBridge)
 			}
 		case "tap", "macvtap":
-			add(l.Name, RoleVMTap)
+			if views.Libvirt == nil {
+				add(l.Name, RoleVMTap)
+			}
+		}
+	}
+	if views.Libvirt != nil {
+		for name := range VMTaps(snap, views.Libvirt) {
+			add(name, RoleVMTap)
 		}
 	}
 	if view == nil {
@@ -109,12 +118,38 @@ type namedPrefix struct {
 	name   string
 }
 
-// Names builds a NameIndex from the Docker view and the host snapshot.
-func Names(snap *hostnet.Snapshot, view *dockerview.View) *NameIndex {
+// Names builds a NameIndex from the daemons' views and the host snapshot:
+// containers by endpoint address and MAC, VMs by guest MAC and by the DHCP
+// leases of libvirt networks, libvirt networks by their addresses.
+func Names(snap *hostnet.Snapshot, views Views) *NameIndex {
+	view := views.Docker
 	ix := &NameIndex{byIP: map[netip.Addr]string{}, byMAC: map[string]string{}}
 	setIP := func(ip, name string) {
 		if a, err := netip.ParseAddr(ip); err == nil {
 			ix.byIP[a.Unmap()] = name
+		}
+	}
+	if lv := views.Libvirt; lv != nil {
+		for i := range lv.Domains {
+			d := &lv.Domains[i]
+			for _, nic := range d.NICs {
+				if nic.MAC != "" {
+					ix.byMAC[strings.ToLower(nic.MAC)] = d.Name
+				}
+			}
+		}
+		for _, n := range lv.Networks {
+			for _, a := range n.Addresses {
+				if p, err := netip.ParsePrefix(a); err == nil {
+					ix.byIP[p.Addr().Unmap()] = "network/" + n.Name
+					ix.subnets = append(ix.subnets, namedPrefix{p.Masked(), "network/" + n.Name})
+				}
+			}
+			for _, l := range n.Leases {
+				if name := ix.byMAC[strings.ToLower(l.MAC)]; name != "" {
+					setIP(l.IP, name)
+				}
+			}
 		}
 	}
 	if view == nil {
@@ -135,11 +170,30 @@ func Names(snap *hostnet.Snapshot, view *dockerview.View) *NameIndex {
 			setIP(ep.IPv4, c.Name)
 			setIP(ep.IPv6, c.Name)
 			if ep.MAC != "" {
-				ix.byMAC[ep.MAC] = c.Name
+				ix.byMAC[strings.ToLower(ep.MAC)] = c.Name
 			}
 		}
 	}
 	return ix
+}
+
+// WithARP returns a copy of ix that also names the addresses ARP showed at
+// a known workload's MAC (bindings: IP → lower-case MAC, as the flow tables'
+// ARP trackers saw them): a VM whose address came from its own DHCP client
+// or static config, not from a libvirt lease. Exact owners known otherwise
+// win over ARP.
+func (ix *NameIndex) WithARP(bindings map[netip.Addr]string) *NameIndex {
+	out := &NameIndex{byIP: maps.Clone(ix.byIP), byMAC: ix.byMAC, subnets: ix.subnets}
+	for ip, mac := range bindings {
+		ip = ip.Unmap()
+		if _, known := out.byIP[ip]; known {
+			continue
+		}
+		if name := ix.byMAC[strings.ToLower(mac)]; name != "" {
+			out.byIP[ip] = name
+		}
+	}
+	return out
 }
 
 // IP returns the workload name owning ip (text form), "" when unknown.
@@ -166,4 +220,4 @@ func (ix *NameIndex) Addr(a netip.Addr) string {
 }
 
 // MAC returns the workload name owning mac, "" when unknown.
-func (ix *NameIndex) MAC(mac string) string { return ix.byMAC[mac] }
+func (ix *NameIndex) MAC(mac string) string { return ix.byMAC[strings.ToLower(mac)] }

@@ -1,7 +1,7 @@
-// Package topology joins what hostnet reads from the kernel with what
-// dockerview reads from the Docker Engine into one graph of the host's
-// wiring: namespaces, interfaces, bridges, veth pairs, containers and Docker
-// networks. Node and edge ids are built from kind + namespace + name (or a
+// Package topology joins what hostnet reads from the kernel with what the
+// daemons say (dockerview: Docker Engine; libvirtview: libvirtd) into one
+// graph of the host's wiring: namespaces, interfaces, bridges, veth pairs,
+// containers and Docker networks, VMs, their NICs and libvirt networks. Node and edge ids are built from kind + namespace + name (or a
 // Docker id), never from an ifindex, so they are stable across scrapes and
 // exporter restarts. The graph feeds the Node Graph metrics and the
 // `nta-exporter topology` command.
@@ -14,6 +14,7 @@ import (
 
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/libvirtview"
 )
 
 // Node kinds that are not link kinds.
@@ -34,6 +35,15 @@ const (
 	EdgeEndpoint = "endpoint"  // container → Docker network it is attached to
 	EdgeParent   = "parent"    // vlan/macvlan/ipvlan/vxlan → lower device
 )
+
+// Views are the daemons' cached views topology joins with the kernel's
+// reading. Any may be nil: that daemon is not watched or not answering, and
+// the graph, roles and names hold what the others show. A new source adds
+// its view here.
+type Views struct {
+	Docker  *dockerview.View
+	Libvirt *libvirtview.View
+}
 
 // Node is one vertex of the host graph.
 type Node struct {

@@ -60,7 +60,7 @@ func hasEdge(g *Graph, kind, src, dst string) bool {
 
 func TestBuildEdges(t *testing.T) {
 	snap, view := fixture()
-	g := Build(snap, view)
+	g := Build(snap, Views{Docker: view})
 	for _, c := range []struct{ kind, src, dst string }{
 		{EdgeMember, "if:host/vethc1", "if:host/docker0"},
 		{EdgeVeth, "if:docker:abc/eth0", "if:host/vethc1"},
@@ -102,12 +102,12 @@ func TestBuildEdges(t *testing.T) {
 func TestBuildIsDeterministic(t *testing.T) {
 	snap, view := fixture()
 	var a, b bytes.Buffer
-	_ = Build(snap, view).WriteJSON(&a)
+	_ = Build(snap, Views{Docker: view}).WriteJSON(&a)
 	// Reverse input order: output must not change.
 	for i, j := 0, len(snap.Links)-1; i < j; i, j = i+1, j-1 {
 		snap.Links[i], snap.Links[j] = snap.Links[j], snap.Links[i]
 	}
-	_ = Build(snap, view).WriteJSON(&b)
+	_ = Build(snap, Views{Docker: view}).WriteJSON(&b)
 	if a.String() != b.String() {
 		t.Error("graph depends on input order")
 	}
@@ -136,7 +136,7 @@ func TestAttachments(t *testing.T) {
 
 func TestRenderers(t *testing.T) {
 	snap, view := fixture()
-	g := Build(snap, view)
+	g := Build(snap, Views{Docker: view})
 	var text, dot bytes.Buffer
 	if err := g.WriteText(&text); err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestRolesAndNames(t *testing.T) {
 	snap.Links = append(snap.Links, hostnet.Link{Netns: "host", Name: "vnet0", Kind: "tap"},
 		hostnet.Link{Netns: "host", Name: "lo", Kind: "loopback"})
 	view.Networks[0].Gateways = []string{"172.17.0.1"}
-	r := Roles(snap, view)
+	r := Roles(snap, Views{Docker: view})
 	want := map[string]string{"docker0": "all,bridge,docker-bridge", "br0": "all,bridge", "vethc1": "all,container-veth", "vnet0": "all,vm-tap", "veth0": "all"}
 	for name, roles := range want {
 		if got := strings.Join(r[name], ","); got != roles {
@@ -183,7 +183,7 @@ func TestRolesAndNames(t *testing.T) {
 			t.Errorf("Roles gave a role it does not list: %v", err)
 		}
 	}
-	n := Names(snap, view)
+	n := Names(snap, Views{Docker: view})
 	if n.IP("172.17.0.9") != "network/bridge" {
 		t.Errorf("an unowned address in the bridge subnet: %q", n.IP("172.17.0.9"))
 	}
@@ -232,7 +232,7 @@ func TestRolesWithoutDocker(t *testing.T) {
 		"tun0":            {RoleAll},
 		"macvtap3":        {RoleAll, RoleVMTap},
 	}
-	if got := Roles(snap, nil); !reflect.DeepEqual(got, want) {
+	if got := Roles(snap, Views{}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Roles without Docker:\n got %v\nwant %v", got, want)
 	}
 	if err := ValidateRoles([]string{"docker-bridges"}); err == nil || !strings.Contains(err.Error(), "docker-bridge,") {

@@ -24,6 +24,7 @@ import (
 	"github.com/tangfeixiong/nta/collector"
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
+	"github.com/tangfeixiong/nta/libvirtview"
 )
 
 // defaultListenAddress is nta's port: outside 9090/9093/9100 and the other
@@ -40,6 +41,7 @@ type options struct {
 	dockerHost   string
 	dockerResync time.Duration
 	dockerTO     time.Duration
+	libvirt      libvirtview.Options
 	log          promslog.Config
 }
 
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("").StringVar(&o.dockerHost)
 	app.Flag("collector.docker.resync", "Full re-list of Docker objects besides the event stream.").Default("30s").DurationVar(&o.dockerResync)
 	app.Flag("collector.docker.timeout", "Deadline of each Docker API call.").Default("5s").DurationVar(&o.dockerTO)
+	app.Flag("collector.libvirt.socket", "libvirtd's RPC unix socket.").Default("/var/run/libvirt/libvirt-sock").StringVar(&o.libvirt.Socket)
+	app.Flag("collector.libvirt.uri", "libvirt connection URI.").Default("qemu:///system").StringVar(&o.libvirt.URI)
+	app.Flag("collector.libvirt.resync", "Full re-list of libvirt domains and networks besides the event stream.").Default("30s").DurationVar(&o.libvirt.Resync)
+	app.Flag("collector.libvirt.timeout", "Deadline of each libvirt call.").Default("5s").DurationVar(&o.libvirt.Timeout)
 	o.log = promslog.Config{}
 	promslogflag.AddFlags(app, &o.log)
 
@@ -86,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	topoCmd := app.Command("topology", "Print the reconstructed host topology once and exit.")
 	topoFormat := topoCmd.Flag("format", "Output format: text, json or dot.").Default("text").Enum("text", "json", "dot")
 	topoDocker := topoCmd.Flag("docker", "Ask the Docker Engine for containers and networks.").Default("true").Bool()
+	topoLibvirt := topoCmd.Flag("libvirt", "Ask libvirtd for VMs and libvirt networks.").Default("true").Bool()
 
 	anCmd := app.Command("analyze", "Read a pcap or pcapng file through the flow decoder and table; print totals and top flows.")
 	anFile := anCmd.Arg("file", "pcap or pcapng file (may be gzip-compressed).").Required().String()
@@ -105,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case topoCmd.FullCommand():
-		return runTopology(o, *topoFormat, *topoDocker, stdout, logger)
+		return runTopology(o, *topoFormat, *topoDocker, *topoLibvirt, stdout, logger)
 	case anCmd.FullCommand():
 		flows.granularity = *anGran
 		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, stderr, logger)
@@ -125,6 +132,12 @@ var errUsage = errors.New("bad usage")
 
 func newScanner(o options, logger *slog.Logger) *hostnet.Scanner {
 	return hostnet.NewScanner(hostnet.Options{ProcPath: o.procPath, NetnsDirs: o.netnsDirs, Logger: logger.With("component", "hostnet")})
+}
+
+func newLibvirt(o options, logger *slog.Logger) (*libvirtview.Watcher, error) {
+	opts := o.libvirt
+	opts.Logger = logger.With("component", "libvirt")
+	return libvirtview.New(opts)
 }
 
 func newDocker(o options, logger *slog.Logger) (*dockerview.Watcher, error) {

@@ -53,6 +53,15 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		go w.Run(ctx)
 		src.Docker = w
 	}
+	if needs.Has(collector.NeedLibvirt) {
+		w, err := newLibvirt(o, logger)
+		if err != nil {
+			return fmt.Errorf("%w: libvirt client: %w", errUsage, err)
+		}
+		defer w.Close()
+		go w.Run(ctx)
+		src.Libvirt = w
+	}
 	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
