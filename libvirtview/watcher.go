@@ -79,7 +79,7 @@ type Watcher struct {
 	up       bool
 	lastErr  error
 	parseErr uint64
-	logged   string // last state logged, so a lasting fault is one line
+	logged   string // the outage's last error, "" while up: an outage is one warning
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -507,21 +507,24 @@ func (w *Watcher) setUp(domains, networks int) {
 	}
 }
 
-// setDown marks the view unavailable and logs the cause once per cause.
+// setDown marks the view unavailable and logs the outage once (at warn),
+// the retries' errors at debug.
 func (w *Watcher) setDown(err error) {
 	if err == nil {
 		err = errors.New("session ended")
 	}
 	w.mu.Lock()
+	was := w.up
 	w.up, w.lastErr = false, err
-	msg := err.Error()
-	repeat := w.logged == msg
-	w.logged = msg
+	first := w.logged == ""
+	w.logged = err.Error()
 	w.mu.Unlock()
-	if !repeat {
-		w.log.Warn("libvirt unavailable, VMs are left out until it answers; retrying — start libvirtd or check --collector.libvirt.socket",
-			"socket", w.opts.Socket, "err", err)
+	if !was && !first {
+		w.log.Debug("libvirt still unavailable", "err", err) // one warning per outage
+		return
 	}
+	w.log.Warn("libvirt unavailable, VMs are left out until it answers; retrying — start libvirtd or check --collector.libvirt.socket",
+		"socket", w.opts.Socket, "err", err)
 }
 
 // stateName is the virDomainState name.
