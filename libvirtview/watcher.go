@@ -333,11 +333,15 @@ func (w *Watcher) refreshDomain(ctx context.Context, c client, d libvirt.Domain)
 	if err != nil {
 		return err
 	}
-	uuid := formatUUID(d.UUID)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !ok {
-		delete(w.domains, uuid)
+		uuid := formatUUID(d.UUID)
+		for k, cached := range w.domains {
+			if k == uuid || (d.UUID == libvirt.UUID{} && cached.Name == d.Name) {
+				delete(w.domains, k)
+			}
+		}
 		return nil
 	}
 	m := map[string]Domain{dom.UUID: dom}
