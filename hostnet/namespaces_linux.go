@@ -236,10 +236,17 @@ func (s *Scanner) readProc(ctx context.Context, byIno map[uint64]*Namespace, d *
 		buf = append(append(append(buf[:0], s.proc...), '/'), strconv.Itoa(pid)...)
 		buf = append(buf, "/ns/net"...)
 		if err := unix.Stat(string(buf), &st); err != nil {
-			if isPermission(err) && pid != 1 { // pid 1 is often shielded; the host ns is found via pid 2
-				denied++
+			// pid 1 is often shielded; the host ns is found via pid 2. A
+			// process in the middle of exiting also answers EACCES, even to
+			// root: that is a lost race, not a missing privilege.
+			if isPermission(err) && pid != 1 && !s.exitingOrGone(pid) {
+				if err := unix.Stat(string(buf), &st); err != nil {
+					denied++
+					continue
+				}
+			} else {
+				continue // exited, zombie or kernel thread without ns: skip
 			}
-			continue // exited, zombie or kernel thread without ns: skip
 		}
 		ns, ok := byIno[st.Ino]
 		if !ok {
@@ -292,4 +299,38 @@ func openNS(ns Namespace) (netns.NsHandle, error) {
 		return -1, fmt.Errorf("%s: inode %d, want %d: %w", ns.Path, st.Ino, ns.Inode, errVanished)
 	}
 	return h, nil
+}
+
+// pfExiting is PF_EXITING in the flags field of /proc/PID/stat.
+const pfExiting = 0x4
+
+// exitingOrGone reports whether process pid has exited, is a zombie or is
+// exiting (PF_EXITING), per /proc/PID/stat: its namespace files then answer
+// EACCES or ENOENT whatever the reader's privileges.
+func (s *Scanner) exitingOrGone(pid int) bool {
+	b, err := os.ReadFile(filepath.Join(s.proc, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	state, flags, ok := parseStatStateFlags(b)
+	return !ok || state == 'Z' || state == 'X' || state == 'x' || flags&pfExiting != 0
+}
+
+// parseStatStateFlags returns the state (field 3) and flags (field 9) of a
+// /proc/PID/stat line; comm (field 2) may hold spaces and parentheses, so
+// fields are counted from the last ')'.
+func parseStatStateFlags(b []byte) (state byte, flags uint64, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 7 {
+		return 0, 0, false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	if err != nil || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	return f[0][0], flags, true
 }

@@ -201,3 +201,26 @@ func TestInodeOfRejectsPlainFiles(t *testing.T) {
 		t.Errorf("InodeOf(/proc/self/ns/net) = %d, want %d", got, want)
 	}
 }
+
+func TestParseStatStateFlags(t *testing.T) {
+	for _, c := range []struct {
+		line  string
+		state byte
+		flags uint64
+		ok    bool
+	}{
+		{"1234 (sleep) S 1 1234 1234 0 -1 4194560 99 0 0 0", 'S', 4194560, true},
+		{"77 (a b) c)) Z 1 77 77 0 -1 4194308 0 0", 'Z', 4194308, true},
+		{"78 (exiting) R 1 78 78 0 -1 4194564 0 0", 'R', 4194564, true}, // PF_EXITING set
+		{"79 (short) S 1", 0, 0, false},
+		{"no parenthesis", 0, 0, false},
+	} {
+		state, flags, ok := parseStatStateFlags([]byte(c.line))
+		if state != c.state || flags != c.flags || ok != c.ok {
+			t.Errorf("%q: %c %d %v, want %c %d %v", c.line, state, flags, ok, c.state, c.flags, c.ok)
+		}
+	}
+	if _, flags, _ := parseStatStateFlags([]byte("78 (exiting) R 1 78 78 0 -1 4194564 0 0")); flags&pfExiting == 0 {
+		t.Error("PF_EXITING not seen")
+	}
+}
