@@ -18,17 +18,18 @@ CGO_ENABLED=0 go build -o /tmp/nta-bench-vms ./cmd/nta-exporter
 go test -count=1 -run TestEnsureIdempotent ./internal/testimage/ >/dev/null
 IMG=nta-test/app:1
 V="virsh -c qemu:///system"
-work=$(mktemp -d /tmp/nta-bench-vms.XXXXXX)
+work=
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for i in $(seq "$VMS"); do $V destroy "ntbv-vm$i" >/dev/null 2>&1 || true; done
   ip link del ntbv-br0 2>/dev/null || true
-  docker ps -aq --filter label=nta-bench=1 | xargs -r docker rm -f >/dev/null
-  rm -rf "$work"
+  docker ps -aq --filter label=nta-bench=1 | xargs -r docker rm -f >/dev/null 2>&1 || true
+  [ -z "$work" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 cleanup
+work=$(mktemp -d /tmp/nta-bench-vms.XXXXXX)
 ip link add ntbv-br0 type bridge && ip link set ntbv-br0 up
 for i in $(seq "$VMS"); do
   mac=$(printf '52:54:00:be:%02x:01' "$i")
@@ -52,8 +53,9 @@ start() { # start PORT ARGS...
 }
 start 19831 --collector.libvirt
 start 19832 --no-collector.libvirt
-sleep 2
-curl -sf http://127.0.0.1:19831/metrics | grep -q "^nta_libvirt_domain_info.*ntbv-vm$VMS" || { echo "VMs not in the view" >&2; exit 1; }
+inview() { curl -sf http://127.0.0.1:19831/metrics >"$work/check" && grep -q "^nta_libvirt_domain_info.*ntbv-vm$VMS\"" "$work/check"; }
+for _ in $(seq 100); do inview && break; sleep 0.2; done
+inview || { echo "VMs not in the view" >&2; exit 1; }
 
 for _ in $(seq "$SCRAPES"); do
   for port in 19831 19832; do
