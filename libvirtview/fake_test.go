@@ -22,7 +22,9 @@ type fakeLibvirt struct {
 	dials    int
 
 	lifecycle chan libvirt.DomainEventLifecycleMsg
+	devices   chan any // device added/removed events of the current session
 	disc      chan struct{}
+	discs     int // Disconnect calls
 }
 
 type fakeDomain struct {
@@ -49,8 +51,9 @@ func (f *fakeLibvirt) dial(context.Context) (client, error) {
 		return nil, f.down
 	}
 	f.lifecycle = make(chan libvirt.DomainEventLifecycleMsg, 16)
+	f.devices = make(chan any, 16)
 	f.disc = make(chan struct{})
-	return &fakeSession{f: f, lifecycle: f.lifecycle, disc: f.disc}, nil
+	return &fakeSession{f: f, lifecycle: f.lifecycle, devices: f.devices, disc: f.disc}, nil
 }
 
 // event sends a lifecycle event for the domain called name, with the UUID
@@ -68,6 +71,24 @@ func (f *fakeLibvirt) event(name, uuid string) {
 		dom.UUID = u
 	}
 	ch <- libvirt.DomainEventLifecycleMsg{Dom: dom}
+}
+
+// deviceEvent sends a device-added (added) or device-removed event for
+// the domain called name with UUID uuid, as libvirtd does on attach/detach.
+func (f *fakeLibvirt) deviceEvent(added bool, name, uuid, alias string) {
+	u, err := parseUUID(uuid)
+	if err != nil {
+		panic(err)
+	}
+	dom := libvirt.Domain{Name: name, UUID: u}
+	f.mu.Lock()
+	ch := f.devices
+	f.mu.Unlock()
+	if added {
+		ch <- &libvirt.DomainEventCallbackDeviceAddedMsg{Dom: dom, DevAlias: alias}
+		return
+	}
+	ch <- &libvirt.DomainEventCallbackDeviceRemovedMsg{Msg: libvirt.DomainEventDeviceRemovedMsg{Dom: dom, DevAlias: alias}}
 }
 
 func parseUUID(s string) (libvirt.UUID, error) {
@@ -97,7 +118,32 @@ func (f *fakeLibvirt) setDomains(ds ...fakeDomain) {
 type fakeSession struct {
 	f         *fakeLibvirt
 	lifecycle chan libvirt.DomainEventLifecycleMsg
+	devices   chan any
 	disc      chan struct{}
+}
+
+// forward relays in to a new channel until ctx ends or the session drops,
+// then closes it, as go-libvirt's event goroutines do.
+func forward[T any](ctx context.Context, in <-chan T, disc <-chan struct{}) <-chan T {
+	out := make(chan T)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-disc:
+				return
+			case v := <-in:
+				select {
+				case out <- v:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 var errNoDomain = libvirt.Error{Code: uint32(libvirt.ErrNoDomain), Message: "Domain not found"}
@@ -188,17 +234,27 @@ func (s *fakeSession) NetworkGetDhcpLeases(n libvirt.Network, _ libvirt.OptStrin
 	return fn.leases, uint32(len(fn.leases)), err
 }
 
-func (s *fakeSession) LifecycleEvents(context.Context) (<-chan libvirt.DomainEventLifecycleMsg, error) {
-	return s.lifecycle, nil
+func (s *fakeSession) LifecycleEvents(ctx context.Context) (<-chan libvirt.DomainEventLifecycleMsg, error) {
+	return forward(ctx, s.lifecycle, s.disc), nil
 }
 
-func (s *fakeSession) SubscribeEvents(context.Context, libvirt.DomainEventID, libvirt.OptDomain) (<-chan any, error) {
-	return make(chan any), nil
+// SubscribeEvents: both device event ids share one source channel; the
+// watcher handles added and removed alike.
+func (s *fakeSession) SubscribeEvents(ctx context.Context, id libvirt.DomainEventID, _ libvirt.OptDomain) (<-chan any, error) {
+	if id != libvirt.DomainEventIDDeviceAdded {
+		return forward(ctx, make(chan any), s.disc), nil
+	}
+	return forward(ctx, s.devices, s.disc), nil
 }
 
 func (s *fakeSession) Disconnected() <-chan struct{} { return s.disc }
 
-func (s *fakeSession) Disconnect() error { return nil }
+func (s *fakeSession) Disconnect() error {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.discs++
+	return nil
+}
 
 // domainXML is a live domain with one bridge NIC per tap given.
 func domainXML(name, uuid string, taps ...string) string {

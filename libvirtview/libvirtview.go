@@ -34,6 +34,10 @@ type Domain struct {
 	// Type is the domain type attribute: "qemu", "kvm", ...
 	Type string
 	NICs []NIC
+	// Partial is true when the domain's XML could not be read or parsed:
+	// only Name, UUID, ID and State are known and NICs is empty (counted in
+	// ParseErrors; see Watcher.Stats for the breakdown).
+	Partial bool
 }
 
 // NIC is one <interface> of a domain.
@@ -113,8 +117,10 @@ type View struct {
 	// Synced is when the view was last fully re-listed.
 	Synced time.Time
 	// ParseErrors counts, since start, domain and network XML that could not
-	// be read and NICs left out for a repeated key: objects left out of the
-	// view (bad input is never a failed view).
+	// be read or parsed (the object is kept with what the list said, see
+	// Domain.Partial) and NICs left out for a repeated key. Bad input is
+	// never a failed view. Watcher.Stats breaks it down and also counts
+	// domains that vanished between list and read.
 	ParseErrors uint64
 }
 

@@ -57,16 +57,22 @@ func TestWatcherSyncEventsAndBadInput(t *testing.T) {
 		fakeDomain{dom: libvirt.Domain{Name: "vm-b"}, state: 1, xml: domainXML("vm-b", "22222222-0000-4000-8000-000000000002", "vnet1")},
 		fakeDomain{dom: libvirt.Domain{Name: "vm-a"}, state: 5, xml: `<domain type='qemu'><name>vm-a</name><uuid>11111111-0000-4000-8000-000000000001</uuid><devices>` +
 			`<interface type='network'><mac address='52:54:00:aa:00:01'/><source network='ntnet'/></interface></devices></domain>`},
-		fakeDomain{dom: libvirt.Domain{Name: "vm-broken"}, state: 1, xml: "<domain type='qemu'><name>vm-broken"},
+		fakeDomain{dom: libvirt.Domain{Name: "vm-broken", UUID: mustUUID("66666666-0000-4000-8000-000000000006"), ID: 9}, state: 1, xml: "<domain type='qemu'><name>vm-broken"},
 		fakeDomain{dom: libvirt.Domain{Name: "vm-gone"}, state: 1, gone: true},
 	)
 	w := startFake(t, f, time.Second)
 	v := waitView(t, w, "first sync", func(v View, err error) bool { return err == nil })
-	if names(v) != "vm-a,vm-b" {
-		t.Fatalf("domains %q, want vm-a,vm-b (broken XML and the vanished domain left out)", names(v))
+	if names(v) != "vm-a,vm-b,vm-broken" {
+		t.Fatalf("domains %q, want vm-a,vm-b,vm-broken (the vanished domain left out)", names(v))
 	}
 	if v.ParseErrors != 1 {
 		t.Errorf("ParseErrors = %d, want 1 (the vanished domain is a lost race, not bad input)", v.ParseErrors)
+	}
+	if st := w.Stats(); st.ParseErrors != 1 || st.Vanished != 1 || st.ReadErrors != 0 || st.DuplicateNICs != 0 {
+		t.Errorf("Stats %+v, want 1 parse error and 1 vanished", st)
+	}
+	if b := v.Domains[2]; !b.Partial || b.State != "running" || len(b.NICs) != 0 || b.ID != 9 || b.UUID != "66666666-0000-4000-8000-000000000006" {
+		t.Errorf("vm-broken %+v: want kept as Partial, running, without NICs", b)
 	}
 	a := v.Domains[0]
 	if a.State != "shutoff" || a.NICs[0].Bridge != "virbr7" || a.NICs[0].Network != "ntnet" {
@@ -84,6 +90,7 @@ func TestWatcherSyncEventsAndBadInput(t *testing.T) {
 	f.event("vm-c", "33333333-0000-4000-8000-000000000003")
 	f.event("vm-a", "11111111-0000-4000-8000-000000000001") // looked up again: gone
 	f.event("vm-b", "")                                     // no UUID in the event: found by name
+	f.event("vm-broken", "66666666-0000-4000-8000-000000000006")
 	v = waitView(t, w, "events", func(v View, err error) bool { return err == nil && names(v) == "vm-b,vm-c" })
 	if len(v.Domains[1].NICs) != 2 {
 		t.Errorf("vm-c NICs %+v", v.Domains[1].NICs)
@@ -193,6 +200,14 @@ func BenchmarkSync500Domains(b *testing.B) {
 	if len(v.Domains) != 500 {
 		b.Fatalf("%d domains", len(v.Domains))
 	}
+}
+
+func mustUUID(s string) libvirt.UUID {
+	u, err := parseUUID(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
 func TestFormatUUID(t *testing.T) {
