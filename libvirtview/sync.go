@@ -107,6 +107,7 @@ func (w *Watcher) sync(ctx context.Context, c client) error {
 		return fmt.Errorf("list domains: %w", err)
 	}
 	domains := make(map[string]Domain, len(doms))
+	w.parsed.rotate()
 	for _, d := range doms {
 		dom, ok, err := w.readDomain(ctx, c, d)
 		if err != nil {
@@ -187,25 +188,39 @@ func (w *Watcher) readDomain(ctx context.Context, c client, d libvirt.Domain) (D
 	return Domain{}, false, fmt.Errorf("read domain %s: %w", d.Name, err)
 }
 
-// parseDomainXML parses a domain's XML, counting what it cannot use.
+// parseDomainXML parses a domain's XML, counting what it cannot use. XML
+// identical to the last read of the same domain is not parsed again (most
+// domains do not change between resyncs); its counts are added again, so
+// Stats keep counting every read.
 func (w *Watcher) parseDomainXML(d libvirt.Domain, x string, partial Domain) (Domain, bool, error) {
-	dom, dups, err := parseDomain(x, partial.State)
-	if err != nil {
-		w.log.Debug("domain XML unreadable, kept without NICs", "domain", d.Name, "err", err)
-		w.stats.parseErrors.Add(1)
-		return partial, true, nil
-	}
-	if dups > 0 {
-		w.log.Debug("domain NICs with a repeated or empty key left out", "domain", d.Name, "count", dups)
-		w.stats.duplicateNICs.Add(uint64(dups))
-	}
-	if dom.State != "shutoff" {
+	key := partial.UUID + "/" + d.Name
+	p, ok := w.parsed.get(key, x)
+	if !ok {
+		dom, dups, err := parseDomain(x, partial.State)
+		if err != nil {
+			w.log.Debug("domain XML unreadable, kept without NICs", "domain", d.Name, "err", err)
+			w.stats.parseErrors.Add(1)
+			return partial, true, nil
+		}
+		p = parsedDomain{xml: x, dom: dom, dups: dups}
 		for _, n := range dom.NICs {
 			if n.Target == "" && wantsTarget(n.Type) {
-				w.log.Debug("NIC of a running domain without target, keyed by alias or MAC", "domain", d.Name, "nic", n.Key(), "type", n.Type)
-				w.stats.nicsWithoutTarget.Add(1)
+				p.noTarget = append(p.noTarget, n.Key()+" ("+n.Type+")")
 			}
 		}
+		if dups > 0 {
+			w.log.Debug("domain NICs with a repeated or empty key left out", "domain", d.Name, "count", dups)
+		}
+	}
+	w.parsed.put(key, p)
+	dom := p.dom
+	dom.State = partial.State
+	w.stats.duplicateNICs.Add(uint64(p.dups))
+	if dom.State != "shutoff" && len(p.noTarget) > 0 {
+		if !ok {
+			w.log.Debug("NICs of a running domain without target, keyed by alias or MAC", "domain", d.Name, "nics", p.noTarget)
+		}
+		w.stats.nicsWithoutTarget.Add(uint64(len(p.noTarget)))
 	}
 	return dom, true, nil
 }
