@@ -199,3 +199,41 @@ func TestLibvirtOutageKeepsScrapesAndRecovers(t *testing.T) {
 		t.Errorf("%d 'libvirt view synced' lines after start and two recoveries, want ≥ 3", n)
 	}
 }
+
+// TestLibvirtAbsentIsNoDataNotAnError: on a host without libvirtd (no
+// socket) the exporter starts, the libvirt collector reports success 0 on
+// every scrape with a single warning that names the socket and what to do,
+// and the other collectors serve as usual.
+func TestLibvirtAbsentIsNoDataNotAnError(t *testing.T) {
+	testenv.RequireRoot(t)
+	sock := t.TempDir() + "/no-libvirt-sock"
+	e := testenv.StartExporter(t, "--collector.libvirt.socket="+sock, "--collector.libvirt.resync=5s")
+	deadline := time.Now().Add(3 * time.Second) // the watcher re-dials meanwhile
+	for n := 0; n < 5 || time.Now().Before(deadline); n++ {
+		m := e.Scrape()
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": "libvirt"}).Value; v != 0 {
+			t.Fatalf("libvirt success %v without libvirtd, want 0", v)
+		}
+		for _, c := range []string{"links", "netns", "graph"} {
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": c}).Value; v != 1 {
+				t.Errorf("collector %s: success %v without libvirtd, want 1", c, v)
+			}
+		}
+		for _, f := range []string{"nta_libvirt_domain_info", "nta_libvirt_network_info", "nta_libvirt_xml_errors_total"} {
+			if s := m.All(f, nil); len(s) != 0 {
+				t.Errorf("%s exported without libvirtd: %v", f, s)
+			}
+		}
+		if len(m.All("nta_interface_info", map[string]string{"netns": "host", "interface": "lo"})) != 1 {
+			t.Fatalf("host interfaces missing without libvirtd")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	logs := e.Logs.String()
+	if n := countLines(logs, "level=WARN", "libvirt unavailable", sock, "libvirtd"); n != 1 {
+		t.Errorf("want exactly one warning naming %s and libvirtd, got %d:\n%s", sock, n, logs)
+	}
+	if n := countLines(logs, "level=ERROR"); n != 0 {
+		t.Errorf("an absent libvirtd is not an exporter error; %d error lines:\n%s", n, logs)
+	}
+}
