@@ -127,3 +127,23 @@ type View struct {
 // ErrUnavailable is wrapped by View's error while libvirtd cannot be reached
 // (not installed, stopped, restarting) or has not answered the first list.
 var ErrUnavailable = errors.New("libvirt unavailable")
+
+// Domain returns the domain with the given name or UUID.
+func (v View) Domain(nameOrUUID string) (Domain, bool) {
+	for _, d := range v.Domains {
+		if d.Name == nameOrUUID || d.UUID == nameOrUUID {
+			return d, true
+		}
+	}
+	return Domain{}, false
+}
+
+// Network returns the libvirt network with the given name.
+func (v View) Network(name string) (Network, bool) {
+	for _, n := range v.Networks {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Network{}, false
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
+	"golang.org/x/sync/errgroup"
 )
 
 // errClosed is a session ended by libvirtd closing the connection.
@@ -106,15 +108,10 @@ func (w *Watcher) sync(ctx context.Context, c client) error {
 	if err != nil {
 		return fmt.Errorf("list domains: %w", err)
 	}
-	domains := make(map[string]Domain, len(doms))
-	for _, d := range doms {
-		dom, ok, err := w.readDomain(ctx, c, d)
-		if err != nil {
-			return err
-		}
-		if ok {
-			domains[dom.UUID] = dom
-		}
+	w.parsed.rotate()
+	domains, err := w.readDomains(ctx, c, doms)
+	if err != nil {
+		return err
 	}
 	networks, err := w.readNetworks(ctx, c)
 	if err != nil {
@@ -126,6 +123,46 @@ func (w *Watcher) sync(ctx context.Context, c client) error {
 	w.mu.Unlock()
 	w.setUp(len(domains), len(networks))
 	return nil
+}
+
+// syncWorkers bounds the domains read at once in a full sync. go-libvirt
+// multiplexes calls over its one connection, so reading several domains at
+// once hides libvirtd's round trips, and their XML is parsed on every CPU.
+var syncWorkers = max(4, runtime.GOMAXPROCS(0))
+
+// readDomains reads doms with up to syncWorkers calls in flight. The first
+// connection error stops the rest and is returned.
+func (w *Watcher) readDomains(ctx context.Context, c client, doms []libvirt.Domain) (map[string]Domain, error) {
+	type result struct {
+		dom Domain
+		ok  bool
+	}
+	results := make([]result, len(doms))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(syncWorkers, max(1, len(doms))))
+	for i, d := range doms {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			dom, ok, err := w.readDomain(gctx, c, d)
+			results[i] = result{dom, ok}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	domains := make(map[string]Domain, len(doms))
+	for _, r := range results {
+		if r.ok {
+			domains[r.dom.UUID] = r.dom
+		}
+	}
+	return domains, nil
 }
 
 // refreshDomain re-reads one domain after an event; a domain gone meanwhile
@@ -187,25 +224,39 @@ func (w *Watcher) readDomain(ctx context.Context, c client, d libvirt.Domain) (D
 	return Domain{}, false, fmt.Errorf("read domain %s: %w", d.Name, err)
 }
 
-// parseDomainXML parses a domain's XML, counting what it cannot use.
+// parseDomainXML parses a domain's XML, counting what it cannot use. XML
+// identical to the last read of the same domain is not parsed again (most
+// domains do not change between resyncs); its counts are added again, so
+// Stats keep counting every read.
 func (w *Watcher) parseDomainXML(d libvirt.Domain, x string, partial Domain) (Domain, bool, error) {
-	dom, dups, err := parseDomain(x, partial.State)
-	if err != nil {
-		w.log.Debug("domain XML unreadable, kept without NICs", "domain", d.Name, "err", err)
-		w.stats.parseErrors.Add(1)
-		return partial, true, nil
-	}
-	if dups > 0 {
-		w.log.Debug("domain NICs with a repeated or empty key left out", "domain", d.Name, "count", dups)
-		w.stats.duplicateNICs.Add(uint64(dups))
-	}
-	if dom.State != "shutoff" {
+	key := partial.UUID + "/" + d.Name
+	p, ok := w.parsed.get(key, x)
+	if !ok {
+		dom, dups, err := parseDomain(x, partial.State)
+		if err != nil {
+			w.log.Debug("domain XML unreadable, kept without NICs", "domain", d.Name, "err", err)
+			w.stats.parseErrors.Add(1)
+			return partial, true, nil
+		}
+		p = parsedDomain{xml: x, dom: dom, dups: dups}
 		for _, n := range dom.NICs {
 			if n.Target == "" && wantsTarget(n.Type) {
-				w.log.Debug("NIC of a running domain without target, keyed by alias or MAC", "domain", d.Name, "nic", n.Key(), "type", n.Type)
-				w.stats.nicsWithoutTarget.Add(1)
+				p.noTarget = append(p.noTarget, n.Key()+" ("+n.Type+")")
 			}
 		}
+		if dups > 0 {
+			w.log.Debug("domain NICs with a repeated or empty key left out", "domain", d.Name, "count", dups)
+		}
+	}
+	w.parsed.put(key, p)
+	dom := p.dom
+	dom.State = partial.State
+	w.stats.duplicateNICs.Add(uint64(p.dups))
+	if dom.State != "shutoff" && len(p.noTarget) > 0 {
+		if !ok {
+			w.log.Debug("NICs of a running domain without target, keyed by alias or MAC", "domain", d.Name, "nics", p.noTarget)
+		}
+		w.stats.nicsWithoutTarget.Add(uint64(len(p.noTarget)))
 	}
 	return dom, true, nil
 }

@@ -78,9 +78,10 @@ type counters struct {
 // Watcher keeps the cached view. Run it in a goroutine; View is safe from
 // any goroutine and never waits on libvirtd.
 type Watcher struct {
-	opts  Options
-	log   *slog.Logger
-	stats counters
+	opts   Options
+	log    *slog.Logger
+	stats  counters
+	parsed parseCache // owned by the Run goroutine
 
 	mu       sync.Mutex
 	domains  map[string]Domain // by UUID
