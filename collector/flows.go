@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	registerCollector("flows", false, NeedHost|NeedDocker|NeedLibvirt|NeedFlows, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
+	registerCollector("flows", false, NeedHost|NeedDocker|NeedLibvirt|NeedOVS|NeedFlows, "AF_PACKET capture: per-interface, per-5-tuple byte and packet counters with a cardinality budget, ARP bindings and conflicts (needs CAP_NET_RAW)", newFlowsCollector)
 }
 
 // Flows is the capture side the flows collector exports: the aggregator the

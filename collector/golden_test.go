@@ -20,6 +20,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/ovsview"
 )
 
 var update = flag.Bool("update", false, "rewrite collector/testdata/*.prom from the collectors' output; review the diff before committing it")
@@ -91,22 +92,27 @@ func gatherGolden(t *testing.T, src *Sources) prometheus.Gatherer {
 // and review the diff: it is what users will see change.
 func TestGoldenExposition(t *testing.T) {
 	unavailable := fmt.Errorf("%w: connect to unix:///var/run/docker.sock: no such file — start dockerd", dockerview.ErrUnavailable)
+	noOVS := fakeOVS{err: fmt.Errorf("%w: connect to OVSDB at unix:/var/run/openvswitch/db.sock: no such file", ovsview.ErrUnavailable)}
 	noLibvirt := fakeLibvirt{err: fmt.Errorf("%w: dial unix /var/run/libvirt/libvirt-sock: no such file — start libvirtd", libvirtview.ErrUnavailable)}
 	for _, sc := range []struct {
 		name    string
 		fixture func() (*hostnet.Snapshot, dockerview.View)
 		dockerr error
 		libvirt func() (*hostnet.Snapshot, libvirtview.View)
+		ovs     bool
 	}{
-		{"docker_host", dockerHost, nil, nil},
-		{"vanished_netns", vanishedNetns, nil, nil},
-		{"network_modes", networkModes, nil, nil},
+		{"docker_host", dockerHost, nil, nil, false},
+		{"vanished_netns", vanishedNetns, nil, nil, false},
+		{"network_modes", networkModes, nil, nil, false},
 		// Docker down: the docker collector reports no data, the graph
 		// still shows the kernel's wiring.
-		{"docker_down", dockerHost, unavailable, nil},
+		{"docker_down", dockerHost, unavailable, nil, false},
 		// A libvirt host next to Docker: VMs on a Linux bridge and on an
 		// isolated libvirt network, a hostdev NIC, a stopped VM.
-		{"libvirt_host", nil, unavailable, libvirtHost},
+		{"libvirt_host", nil, unavailable, libvirtHost, false},
+		// Open vSwitch: patch pair, tunnel, an ovs-docker container, a VM
+		// on an OVS port, a bond, an interface OVS could not add.
+		{"ovs_host", nil, unavailable, nil, true},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var snap *hostnet.Snapshot
@@ -120,10 +126,17 @@ func TestGoldenExposition(t *testing.T) {
 				snap, v = sc.libvirt()
 				lv = fakeLibvirt{view: v}
 			}
+			ov := OVSSource(noOVS)
+			if sc.ovs {
+				var l libvirtview.View
+				var o ovsview.View
+				snap, l, o = ovsHost()
+				lv, ov = fakeLibvirt{view: l}, fakeOVS{view: o}
+			}
 			if sc.dockerr != nil {
 				view = dockerview.View{}
 			}
-			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv})
+			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv, OVS: ov})
 			path := filepath.Join("testdata", sc.name+".prom")
 			if *update {
 				writeGolden(t, path, g)

@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	registerCollector("graph", true, NeedHost|NeedDocker|NeedLibvirt, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
+	registerCollector("graph", true, NeedHost|NeedDocker|NeedLibvirt|NeedOVS, "the host topology as Grafana Node Graph nodes and edges", newGraphCollector)
 }
 
 var (
@@ -30,7 +30,7 @@ type graphCollector struct {
 }
 
 func newGraphCollector(src *Sources, _ *slog.Logger) (Collector, error) {
-	return &graphCollector{host: src.Host, src: Sources{Docker: src.Docker, Libvirt: src.Libvirt}}, nil
+	return &graphCollector{host: src.Host, src: Sources{Docker: src.Docker, Libvirt: src.Libvirt, OVS: src.OVS}}, nil
 }
 
 // Update exports the graph built fresh from the latest readings, so removed

@@ -9,6 +9,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/ovsview"
 	"github.com/tangfeixiong/nta/topology"
 )
 
@@ -37,10 +38,20 @@ type LibvirtSource interface {
 	View() (libvirtview.View, error)
 }
 
+// OVSSource is the cached Open vSwitch view collectors read. It never
+// calls ovsdb-server on a scrape. *ovsview.Watcher implements it.
+type OVSSource interface {
+	// View returns the cached view with the interfaces' latest statistics,
+	// or an error wrapping ovsview.ErrUnavailable while OVSDB cannot be
+	// reached.
+	View() (ovsview.View, error)
+}
+
 var (
 	_ HostSource    = (*HostCache)(nil)
 	_ DockerSource  = (*dockerview.Watcher)(nil)
 	_ LibvirtSource = (*libvirtview.Watcher)(nil)
+	_ OVSSource     = (*ovsview.Watcher)(nil)
 )
 
 // Need is a set of the sources collectors read. Each collector declares its
@@ -54,6 +65,7 @@ const (
 	NeedDocker                   // Sources.Docker: the Docker watcher
 	NeedFlows                    // Sources.Flows: the packet capture
 	NeedLibvirt                  // Sources.Libvirt: the libvirt watcher
+	NeedOVS                      // Sources.OVS: the OVSDB watcher
 )
 
 // Has reports whether n includes every source of want.
@@ -65,7 +77,7 @@ func (n Need) String() string {
 	for _, s := range []struct {
 		bit  Need
 		name string
-	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedLibvirt, "libvirt"}, {NeedFlows, "flows"}} {
+	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedLibvirt, "libvirt"}, {NeedOVS, "ovs"}, {NeedFlows, "flows"}} {
 		if n.Has(s.bit) {
 			out = append(out, s.name)
 		}
@@ -91,7 +103,7 @@ func SourcesNeeded(names []string) Need {
 // once and reused while it is younger than MaxAge.
 //
 // Leave a source nil when no enabled collector needs it, and never store a
-// nil pointer in Host, Docker or Libvirt: an interface holding a nil *Watcher is not
+// nil pointer in Host, Docker, Libvirt or OVS: an interface holding a nil *Watcher is not
 // nil, and a collector would call it.
 type Sources struct {
 	// Host scans namespaces and links.
@@ -100,6 +112,8 @@ type Sources struct {
 	Docker DockerSource
 	// Libvirt is the cached libvirt view, nil when no enabled collector needs it.
 	Libvirt LibvirtSource
+	// OVS is the cached Open vSwitch view, nil when no enabled collector needs it.
+	OVS OVSSource
 	// Flows is the packet capture, nil unless the flows collector is on.
 	Flows *Flows
 }
@@ -107,7 +121,19 @@ type Sources struct {
 // views returns the daemons' current views for topology; a daemon not
 // watched or not reachable has a nil view.
 func (s *Sources) views() topology.Views {
-	return topology.Views{Docker: dockerView(s.Docker), Libvirt: libvirtView(s.Libvirt)}
+	return topology.Views{Docker: dockerView(s.Docker), Libvirt: libvirtView(s.Libvirt), OVS: ovsView(s.OVS)}
+}
+
+// ovsView is dockerView for Open vSwitch.
+func ovsView(o OVSSource) *ovsview.View {
+	if o == nil {
+		return nil
+	}
+	v, err := o.View()
+	if err != nil {
+		return nil
+	}
+	return &v
 }
 
 // libvirtView is dockerView for libvirt.

@@ -13,6 +13,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/ovsview"
 )
 
 func TestSourcesNeededUnitesDeclarations(t *testing.T) {
@@ -24,9 +25,10 @@ func TestSourcesNeededUnitesDeclarations(t *testing.T) {
 		{nil, 0, "none"},
 		{[]string{"links", "netns"}, NeedHost, "host"},
 		{[]string{"netns", "docker"}, NeedHost | NeedDocker, "host,docker"},
-		{[]string{"graph"}, NeedHost | NeedDocker | NeedLibvirt, "host,docker,libvirt"},
+		{[]string{"graph"}, NeedHost | NeedDocker | NeedLibvirt | NeedOVS, "host,docker,libvirt,ovs"},
+		{[]string{"ovs"}, NeedOVS, "ovs"},
 		{[]string{"libvirt"}, NeedHost | NeedLibvirt, "host,libvirt"},
-		{[]string{"flows"}, NeedHost | NeedDocker | NeedLibvirt | NeedFlows, "host,docker,libvirt,flows"},
+		{[]string{"flows"}, NeedHost | NeedDocker | NeedLibvirt | NeedOVS | NeedFlows, "host,docker,libvirt,ovs,flows"},
 		{[]string{"no-such-collector"}, 0, "none"},
 	} {
 		got := SourcesNeeded(c.names)
@@ -67,6 +69,16 @@ func (s spyLibvirt) View() (libvirtview.View, error) {
 	return s.view, nil
 }
 
+type spyOVS struct {
+	view ovsview.View
+	used *Need
+}
+
+func (s spyOVS) View() (ovsview.View, error) {
+	*s.used |= NeedOVS
+	return s.view, nil
+}
+
 // A collector that read a source it did not declare would find it missing
 // when main starts only the declared ones; one that declares a source it
 // never reads makes main start it for nothing. (The flows collector needs a
@@ -74,9 +86,10 @@ func (s spyLibvirt) View() (libvirtview.View, error) {
 func TestCollectorsReadExactlyTheSourcesTheyDeclare(t *testing.T) {
 	snap, view := dockerHost()
 	_, lv := libvirtHost()
+	_, _, ov := ovsHost()
 	for _, name := range goldenCollectors() {
 		var used Need
-		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}}
+		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}, OVS: spyOVS{ov, &used}}
 		c, err := factories[name].factory(src, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

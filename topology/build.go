@@ -45,12 +45,19 @@ func Build(snap *hostnet.Snapshot, views Views) *Graph {
 		}
 		b.node(Node{ID: NetnsID(ns.ID), Kind: KindNetns, Title: title, Subtitle: sub, Netns: ns.ID})
 	}
-	b.links(snap)
+	var kinds map[string]string
+	if views.OVS != nil {
+		kinds = ovsKinds(snap, views.OVS)
+	}
+	b.links(snap, kinds)
 	if view != nil {
 		b.docker(snap, view)
 	}
 	if views.Libvirt != nil {
 		b.libvirt(snap, views.Libvirt)
+	}
+	if views.OVS != nil {
+		b.ovs(snap, views.OVS)
 	}
 	sortGraph(b.g)
 	return b.g
@@ -82,7 +89,9 @@ func (b *builder) edge(kind, src, dst string) {
 	b.g.Edges = append(b.g.Edges, Edge{ID: id, Source: src, Target: dst, Kind: kind})
 }
 
-func (b *builder) links(snap *hostnet.Snapshot) {
+// links adds every link as a node; kinds replaces the kernel's kind of
+// host links a daemon knows better (OVS internal ports and datapath).
+func (b *builder) links(snap *hostnet.Snapshot, kinds map[string]string) {
 	for _, l := range snap.Links {
 		if l.Kind == "loopback" {
 			continue
@@ -94,7 +103,12 @@ func (b *builder) links(snap *hostnet.Snapshot) {
 		if len(l.Addrs) > 0 {
 			sub += " " + l.Addrs[0].Prefix.String()
 		}
-		b.node(Node{ID: InterfaceID(l.Netns, l.Name), Kind: l.Kind, Title: l.Name, Subtitle: sub, Netns: l.Netns})
+		kind := l.Kind
+		if k, ok := kinds[l.Name]; ok && l.Netns == hostnet.HostID {
+			kind = k
+			sub = strings.Replace(sub, l.Kind, k+" ("+l.Kind+")", 1)
+		}
+		b.node(Node{ID: InterfaceID(l.Netns, l.Name), Kind: kind, Title: l.Name, Subtitle: sub, Netns: l.Netns})
 	}
 	for _, l := range snap.Links {
 		id := InterfaceID(l.Netns, l.Name)

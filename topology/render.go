@@ -210,8 +210,79 @@ func (g *Graph) WriteText(w io.Writer) error {
 			b.WriteString("    " + branch + line + "\n")
 		}
 	}
+	g.writeOVS(&b, ix)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeOVS writes each OVS bridge with its ports and their interfaces,
+// where a patch leads and where a tunnel goes.
+func (g *Graph) writeOVS(b *strings.Builder, ix *index) {
+	for _, n := range g.Nodes {
+		if n.Kind != KindOVSBridge {
+			continue
+		}
+		fmt.Fprintf(b, "ovs bridge %s [%s]\n", n.Title, n.Subtitle)
+		var ports []string
+		for _, e := range ix.out[n.ID] {
+			if e.Kind == EdgeOVSPort {
+				ports = append(ports, e.Target)
+			}
+		}
+		sort.Strings(ports)
+		for i, pid := range ports {
+			branch, cont := "├─ ", "│  "
+			if i == len(ports)-1 {
+				branch, cont = "└─ ", "   "
+			}
+			p := ix.byID[pid]
+			var ifaces []string
+			for _, e := range ix.out[pid] {
+				if e.Kind == EdgeOVSInterface {
+					ifaces = append(ifaces, e.Target)
+				}
+			}
+			sort.Strings(ifaces)
+			line := fmt.Sprintf("port %s [%s]", p.Title, p.Subtitle)
+			if len(ifaces) == 1 && ix.byID[ifaces[0]].Title == p.Title {
+				b.WriteString("    " + branch + line + ": " + ix.ovsIface(ifaces[0]) + "\n")
+				continue
+			}
+			b.WriteString("    " + branch + line + "\n")
+			for _, id := range ifaces {
+				b.WriteString("    " + cont + "  · " + ix.ovsIface(id) + "\n")
+			}
+		}
+	}
+}
+
+// ovsIface describes an OVS interface: the kernel link it is (and where
+// that leads), its patch peer's bridge, its tunnel's remote end.
+func (ix *index) ovsIface(id string) string {
+	n := ix.byID[id]
+	s := ix.describe(id)
+	if n.Kind == KindOVSInterface {
+		s = fmt.Sprintf("%s [%s]", n.Title, n.Subtitle)
+	}
+	for _, e := range append(ix.out[id], ix.in[id]...) {
+		switch e.Kind {
+		case EdgeOVSPatch:
+			other := e.Target
+			if other == id {
+				other = e.Source
+			}
+			if port := ix.first(other, EdgeOVSInterface, false); port != "" {
+				if br := ix.first(port, EdgeOVSPort, false); br != "" {
+					s += " ⇄ patch to bridge " + ix.byID[br].Title
+				}
+			}
+		case EdgeOVSTunnel:
+			s += " ⇢ tunnel to " + ix.byID[e.Target].Title
+		case EdgeVMNIC:
+			s += " ← vm " + ix.byID[e.Source].Title
+		}
+	}
+	return s
 }
 
 // WriteDOT writes the graph for graphviz: one cluster per namespace.
@@ -244,8 +315,11 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	}
 	for _, e := range g.Edges {
 		attrs := fmt.Sprintf("label=%q", e.Kind)
-		if e.Kind == EdgeVeth || e.Kind == EdgeVethLink {
+		switch e.Kind {
+		case EdgeVeth, EdgeVethLink, EdgeOVSPatch:
 			attrs += ", dir=none, style=bold"
+		case EdgeOVSTunnel:
+			attrs += ", style=dashed"
 		}
 		fmt.Fprintf(&b, "  %q -> %q [%s];\n", e.Source, e.Target, attrs)
 	}
@@ -257,8 +331,12 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 func dotNode(n Node) string {
 	shape := "box"
 	switch n.Kind {
-	case "bridge", "openvswitch":
+	case "bridge", "openvswitch", KindOVSBridge:
 		shape = "hexagon"
+	case KindOVSPort:
+		shape = "cds"
+	case KindTunnelEndpoint:
+		shape = "doublecircle"
 	case KindContainer:
 		shape = "box3d"
 	case KindNetns:

@@ -25,10 +25,13 @@ const (
 	RoleContainerVeth = "container-veth"
 	// RoleVMTap is a tap (or macvtap) device of a virtual machine.
 	RoleVMTap = "vm-tap"
+	// RoleOVSPort is an Open vSwitch interface that is a kernel link of the
+	// host namespace (a veth, tap or internal port added to an OVS bridge).
+	RoleOVSPort = "ovs-port"
 )
 
 // KnownRoles lists every role Roles can give, for flag validation.
-var KnownRoles = []string{RoleAll, RoleBridge, RoleDockerBridge, RoleContainerVeth, RoleVMTap}
+var KnownRoles = []string{RoleAll, RoleBridge, RoleDockerBridge, RoleContainerVeth, RoleVMTap, RoleOVSPort}
 
 // ValidateRoles reports a role name Roles never gives.
 func ValidateRoles(roles []string) error {
@@ -50,8 +53,9 @@ var dockerBridgeName = regexp.MustCompile(`^(docker0|br-[0-9a-f]{12})$`)
 // missing (nil: the daemon absent or not answering) conventions stand in
 // for it: a bridge named like dockerd's (docker0, br-<12 hex>) is a Docker
 // bridge and a veth enslaved to one is a container veth; without libvirt,
-// every tap and macvtap is taken for a VM's. Every link but loopback has
-// RoleAll.
+// every tap and macvtap is taken for a VM's, but OVS's own (internal ports,
+// ovs-netdev) when the OVS view says so. The kernel links the OVS view
+// lists are OVS ports. Every link but loopback has RoleAll.
 func Roles(snap *hostnet.Snapshot, views Views) map[string][]string {
 	view := views.Docker
 	roles := map[string][]string{}
@@ -61,6 +65,13 @@ func Roles(snap *hostnet.Snapshot, views Views) map[string][]string {
 		}
 	}
 	links := snap.LinksIn(hostnet.HostID)
+	var ovsOwn map[string]string // OVS's own devices: not VM taps
+	if views.OVS != nil {
+		ovsOwn = ovsKinds(snap, views.OVS)
+		for name := range OVSKernelPorts(snap, views.OVS) {
+			add(name, RoleOVSPort)
+		}
+	}
 	for _, l := range links {
 		if l.Kind == "loopback" {
 			continue
@@ -73,7 +84,7 @@ func Roles(snap *hostnet.Snapshot, views Views) map[string][]string {
 				add(l.Name, RoleDockerBridge)
 			}
 		case "tap", "macvtap":
-			if views.Libvirt == nil {
+			if views.Libvirt == nil && ovsOwn[l.Name] == "" {
 				add(l.Name, RoleVMTap)
 			}
 		}

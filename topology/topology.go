@@ -15,6 +15,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/ovsview"
 )
 
 // Node kinds that are not link kinds.
@@ -43,6 +44,7 @@ const (
 type Views struct {
 	Docker  *dockerview.View
 	Libvirt *libvirtview.View
+	OVS     *ovsview.View
 }
 
 // Node is one vertex of the host graph.

@@ -25,6 +25,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/ovsview"
 )
 
 // defaultListenAddress is nta's port: outside 9090/9093/9100 and the other
@@ -42,6 +43,7 @@ type options struct {
 	dockerResync time.Duration
 	dockerTO     time.Duration
 	libvirt      libvirtview.Options
+	ovs          ovsview.Options
 	log          promslog.Config
 }
 
@@ -73,6 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("collector.libvirt.uri", "libvirt connection URI.").Default("qemu:///system").StringVar(&o.libvirt.URI)
 	app.Flag("collector.libvirt.resync", "Full re-list of libvirt domains and networks besides the event stream.").Default("30s").DurationVar(&o.libvirt.Resync)
 	app.Flag("collector.libvirt.timeout", "Deadline of each libvirt call.").Default("5s").DurationVar(&o.libvirt.Timeout)
+	app.Flag("collector.ovs.db", "OVSDB endpoint of ovsdb-server: unix:PATH (or a plain path) or tcp:HOST:PORT.").Default(ovsview.DefaultDB).StringVar(&o.ovs.DB)
+	app.Flag("collector.ovs.timeout", "Deadline of each OVSDB call (connect, monitor, echo).").Default("5s").DurationVar(&o.ovs.Timeout)
+	app.Flag("collector.ovs.resync", "How often to check that ovsdb-server answers and rebuild the OVS topology from the monitor's cache.").Default("30s").DurationVar(&o.ovs.Resync)
 	o.log = promslog.Config{}
 	promslogflag.AddFlags(app, &o.log)
 
@@ -93,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	topoFormat := topoCmd.Flag("format", "Output format: text, json or dot.").Default("text").Enum("text", "json", "dot")
 	topoDocker := topoCmd.Flag("docker", "Ask the Docker Engine for containers and networks.").Default("true").Bool()
 	topoLibvirt := topoCmd.Flag("libvirt", "Ask libvirtd for VMs and libvirt networks.").Default("true").Bool()
+	topoOVS := topoCmd.Flag("ovs", "Ask ovsdb-server for Open vSwitch bridges, ports and interfaces.").Default("true").Bool()
 
 	anCmd := app.Command("analyze", "Read a pcap or pcapng file through the flow decoder and table; print totals and top flows.")
 	anFile := anCmd.Arg("file", "pcap or pcapng file (may be gzip-compressed).").Required().String()
@@ -112,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case topoCmd.FullCommand():
-		return runTopology(o, *topoFormat, *topoDocker, *topoLibvirt, stdout, logger)
+		return runTopology(o, *topoFormat, topoSources{docker: *topoDocker, libvirt: *topoLibvirt, ovs: *topoOVS}, stdout, logger)
 	case anCmd.FullCommand():
 		flows.granularity = *anGran
 		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, stderr, logger)
@@ -138,6 +144,12 @@ func newLibvirt(o options, logger *slog.Logger) (*libvirtview.Watcher, error) {
 	opts := o.libvirt
 	opts.Logger = logger.With("component", "libvirt")
 	return libvirtview.New(opts)
+}
+
+func newOVS(o options, logger *slog.Logger) (*ovsview.Watcher, error) {
+	opts := o.ovs
+	opts.Logger = logger.With("component", "ovs")
+	return ovsview.New(opts)
 }
 
 func newDocker(o options, logger *slog.Logger) (*dockerview.Watcher, error) {

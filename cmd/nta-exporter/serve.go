@@ -62,6 +62,15 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		go w.Run(ctx)
 		src.Libvirt = w
 	}
+	if needs.Has(collector.NeedOVS) {
+		w, err := newOVS(o, logger)
+		if err != nil {
+			return fmt.Errorf("%w: OVS client: %w", errUsage, err)
+		}
+		defer w.Close()
+		go w.Run(ctx)
+		src.OVS = w
+	}
 	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {

@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/tangfeixiong/nta/dockerview"
-	"github.com/tangfeixiong/nta/libvirtview"
 	"github.com/tangfeixiong/nta/topology"
 )
 
+// topoSources are the daemons the topology command asks.
+type topoSources struct{ docker, libvirt, ovs bool }
+
 // runTopology prints the host graph once.
-func runTopology(o options, format string, withDocker, withLibvirt bool, out io.Writer, logger *slog.Logger) int {
+func runTopology(o options, format string, ask topoSources, out io.Writer, logger *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	warnPrivileges(o.procPath, logger)
@@ -22,11 +23,26 @@ func runTopology(o options, format string, withDocker, withLibvirt bool, out io.
 		return 1
 	}
 	var views topology.Views
-	if withDocker {
-		views.Docker = dockerOnce(ctx, o, logger)
+	if ask.docker {
+		if w, err := newDocker(o, logger); err != nil {
+			logger.Warn("docker client", "err", err)
+		} else {
+			views.Docker = viewOnce(ctx, o.dockerTO, w.Run, w.View, func() { _ = w.Close() }, "docker not reachable, printing without containers", logger)
+		}
 	}
-	if withLibvirt {
-		views.Libvirt = libvirtOnce(ctx, o, logger)
+	if ask.libvirt {
+		if w, err := newLibvirt(o, logger); err != nil {
+			logger.Warn("libvirt client", "err", err)
+		} else {
+			views.Libvirt = viewOnce(ctx, o.libvirt.Timeout, w.Run, w.View, w.Close, "libvirt not reachable, printing without VMs", logger)
+		}
+	}
+	if ask.ovs {
+		if w, err := newOVS(o, logger); err != nil {
+			logger.Warn("OVS client", "err", err)
+		} else {
+			views.OVS = viewOnce(ctx, o.ovs.Timeout, w.Run, w.View, w.Close, "OVSDB not reachable, printing without Open vSwitch", logger)
+		}
 	}
 	g := topology.Build(snap, views)
 	switch format {
@@ -44,56 +60,24 @@ func runTopology(o options, format string, withDocker, withLibvirt bool, out io.
 	return 0
 }
 
-// dockerOnce syncs a Docker view once; nil (with a warning) when Docker
-// cannot be reached, so the kernel's view still prints.
-func dockerOnce(ctx context.Context, o options, logger *slog.Logger) *dockerview.View {
-	w, err := newDocker(o, logger)
-	if err != nil {
-		logger.Warn("docker client", "err", err)
-		return nil
-	}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(ctx, o.dockerTO+time.Second)
-	defer cancel()
-	go w.Run(ctx)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		v, err := w.View()
-		if err == nil {
-			return &v
-		}
-		select {
-		case <-ctx.Done():
-			logger.Warn("docker not reachable, printing the kernel's view only", "err", err)
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// libvirtOnce syncs a libvirt view once; nil (with a warning) when libvirtd
+// viewOnce runs a daemon's watcher until its first view, for at most
+// timeout plus a second; nil (with the warning unreachable) when the daemon
 // cannot be reached, so the rest still prints.
-func libvirtOnce(ctx context.Context, o options, logger *slog.Logger) *libvirtview.View {
-	w, err := newLibvirt(o, logger)
-	if err != nil {
-		logger.Warn("libvirt client", "err", err)
-		return nil
-	}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(ctx, o.libvirt.Timeout+time.Second)
+func viewOnce[V any](ctx context.Context, timeout time.Duration, run func(context.Context), view func() (V, error), closeFn func(), unreachable string, logger *slog.Logger) *V {
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
-	go w.Run(ctx)
+	go run(ctx)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		v, err := w.View()
+		v, err := view()
 		if err == nil {
 			return &v
 		}
 		select {
 		case <-ctx.Done():
-			logger.Warn("libvirt not reachable, printing without VMs", "err", err)
+			logger.Warn(unreachable, "err", err)
 			return nil
 		case <-tick.C:
 		}
