@@ -91,8 +91,9 @@ func mustHexByte(h string) byte {
 	return byte(v)
 }
 
-// nic is one <interface> of a test VM: typ "bridge" (source = a bridge) or
-// "network" (source = a libvirt network).
+// nic is one <interface> of a test VM: typ "bridge" (source = a bridge),
+// "network" (source = a libvirt network) or "ovs" (source = an OVS bridge,
+// virtualport openvswitch).
 type nic struct{ typ, source, mac string }
 
 // vm is a running transient domain the test created.
@@ -119,6 +120,10 @@ func (l *vmLab) createVM(t *testing.T, suffix string, nics ...nic) *vm {
 		src := "bridge"
 		if n.typ == "network" {
 			src = "network"
+		}
+		if n.typ == "ovs" { // a tap libvirt plugs into an OVS bridge
+			fmt.Fprintf(&devs, "    <interface type='bridge'><source bridge='%s'/><virtualport type='openvswitch'/><mac address='%s'/><model type='virtio'/></interface>\n", n.source, n.mac)
+			continue
 		}
 		fmt.Fprintf(&devs, "    <interface type='%s'><source %s='%s'/><mac address='%s'/><model type='virtio'/></interface>\n", n.typ, src, n.source, n.mac)
 	}

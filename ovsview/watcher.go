@@ -137,7 +137,10 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	w.setDown(fmt.Errorf("watcher stopped"))
+	w.mu.Lock()
+	w.client, w.topo = nil, nil
+	w.downErr = fmt.Errorf("%w: watcher stopped", ErrUnavailable)
+	w.mu.Unlock()
 }
 
 // session is one connection's life: it returns why it ended.
