@@ -18,6 +18,7 @@ import (
 	"github.com/tangfeixiong/nta/flowagg/decoder"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/internal/frametest"
+	"github.com/tangfeixiong/nta/ovsview"
 )
 
 // BenchmarkGather50Namespaces measures one full scrape (namespaces, links,
@@ -131,4 +132,57 @@ func benchScrape(b *testing.B, flows int, text bool) {
 	}
 	b.ReportMetric(float64(buf.Len()), "bytes/scrape")
 	b.ReportMetric(float64(2*flows), "flow-series")
+}
+
+// ovsBenchHost is a host with one OVS bridge of n veth ports.
+func ovsBenchHost(n int) (*hostnet.Snapshot, ovsview.View) {
+	snap := &hostnet.Snapshot{Namespaces: []hostnet.Namespace{hostNS}, Links: []hostnet.Link{hostLo, hostEth0}}
+	br := ovsview.Bridge{Name: "ntbo-br0", DatapathType: "netdev"}
+	for i := range n {
+		name := fmt.Sprintf("ntbo%d", i)
+		snap.Links = append(snap.Links, hostnet.Link{Netns: "host", Name: name, Index: 100 + i, Kind: "veth", MTU: 1500, OperState: "up"})
+		br.Ports = append(br.Ports, ovsview.Port{Name: name, Tag: -1, Interfaces: []ovsview.Interface{{Name: name, Type: "system", OFPort: i + 1,
+			MAC: "0e:00:00:00:00:01", AdminState: "up", LinkState: "up", HasStats: true, Stats: ovsview.Stats{RxBytes: 1000, RxPackets: 10}}}})
+	}
+	return snap, ovsview.View{Version: "3.1.0", Bridges: []ovsview.Bridge{br}}
+}
+
+// BenchmarkGatherOVS200Ports is what the ovs collector and OVS's share of
+// the graph add to a gather with 200 OVS ports: links and graph without and
+// with the OVS source and collector, side by side.
+//
+//	go test -run '^$' -bench OVS200 -benchmem ./collector/
+func BenchmarkGatherOVS200Ports(b *testing.B) {
+	snap, ov := ovsBenchHost(200)
+	for _, c := range []struct {
+		name       string
+		collectors []string
+		ovs        OVSSource
+	}{
+		{"without-ovs", []string{"links", "graph"}, nil},
+		{"with-ovs", []string{"links", "graph", "ovs"}, fakeOVS{view: ov}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			src := &Sources{Host: fakeHost{snap: snap}, OVS: c.ovs}
+			r, err := NewRunner(c.collectors, src, 10*time.Second, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(r)
+			b.ReportAllocs()
+			for b.Loop() {
+				fams, err := reg.Gather()
+				if err != nil {
+					b.Fatal(err)
+				}
+				var buf bytes.Buffer
+				for _, f := range fams {
+					if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }
