@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/cache"
@@ -360,5 +361,77 @@ func BenchmarkJoin5000Interfaces(b *testing.B) {
 	for b.Loop() {
 		v, _ := build(cachedRows(tc), log)
 		_ = withStats(&v, shallow(tc, tableInterface))
+	}
+}
+
+// TestRecordedUpdates feeds update notifications recorded from ovsdb-server
+// (a statistics refresh by ovs-vswitchd, then `ovs-vsctl set port ntrec-v0
+// tag=5`) through libovsdb's cache and the watcher's handler: the first
+// changes the counters without a rebuild, the second rebuilds.
+func TestRecordedUpdates(t *testing.T) {
+	var initial, stats, tag ovsdb.TableUpdates
+	readJSON(t, "update-initial.json", &initial)
+	readJSON(t, "update-statistics.json", &stats)
+	readJSON(t, "update-port-tag.json", &tag)
+	tc := populate(t, dbModel(t), initial)
+	w := &Watcher{}
+	seen, added := make(chan string, 64), make(chan struct{}, 64)
+	tc.AddEventHandler(&events{w: w})
+	tc.AddEventHandler(&cache.EventHandlerFuncs{
+		UpdateFunc: func(table string, _, _ model.Model) { seen <- table },
+		AddFunc:    func(string, model.Model) { added <- struct{}{} },
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	go tc.Run(stop)
+	rows := 0
+	for _, tu := range initial {
+		rows += len(tu)
+	}
+	for range rows { // the initial rows' add events, delivered asynchronously
+		select {
+		case <-added:
+		case <-time.After(5 * time.Second):
+			t.Fatal("add events of the initial rows not delivered")
+		}
+	}
+	topo, _ := build(cachedRows(tc), slog.New(slog.DiscardHandler))
+	before := withStats(&topo, shallow(tc, tableInterface))
+	_, _, iBefore, _ := findIface(before, "ntrec-v0")
+	apply := func(u ovsdb.TableUpdates) {
+		t.Helper()
+		if err := tc.Update(nil, u); err != nil {
+			t.Fatal(err)
+		}
+		for table, tu := range u {
+			for range tu {
+				select {
+				case got := <-seen:
+					if got != table {
+						t.Fatalf("update event of %s, want %s", got, table)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("no update event of %s", table)
+				}
+			}
+		}
+	}
+	w.dirty.Store(false)
+	apply(stats)
+	if w.dirty.Load() {
+		t.Error("a statistics refresh marked the topology dirty")
+	}
+	after := withStats(&topo, shallow(tc, tableInterface)) // the old topology, new counters
+	_, _, iAfter, _ := findIface(after, "ntrec-v0")
+	if iAfter.Stats == iBefore.Stats || iAfter.Stats.RxBytes < iBefore.Stats.RxBytes {
+		t.Errorf("counters did not move forward: %+v then %+v", iBefore.Stats, iAfter.Stats)
+	}
+	apply(tag)
+	if !w.dirty.Load() {
+		t.Fatal("a new port tag did not mark the topology dirty")
+	}
+	v, _ := viewOf(t, tc)
+	if _, p, _, _ := findIface(v, "ntrec-v0"); p.Tag != 5 {
+		t.Errorf("tag after the update %d, want 5", p.Tag)
 	}
 }
