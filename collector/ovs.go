@@ -30,8 +30,17 @@ var (
 		"A port of an OVS bridge (value 1): access VLAN tag (\"\" none), trunks, vlan_mode, and bond_mode when it bonds several interfaces.",
 		[]string{"bridge", "port", "tag", "trunks", "vlan_mode", "bond_mode"}, nil)
 	ovsInterfaceInfo = prometheus.NewDesc(Namespace+"_ovs_interface_info",
-		"An OVS interface (value 1), labelled by name. type is system (a kernel device: join with nta_interface_info{netns=\"host\"} on interface), internal, patch (peer), vxlan/geneve/gre (remote_ip, key, dst_port, tunnel_egress), ...; ofport is \"\" when OVS could not add it (see error). attached_mac, iface_id, vm_id are what libvirt writes, container_id and container_iface what ovs-docker writes.",
-		[]string{"bridge", "port", "interface", "type", "ofport", "mac", "admin_state", "link_state", "peer", "remote_ip", "local_ip", "key", "dst_port", "tunnel_egress", "attached_mac", "iface_id", "vm_id", "container_id", "container_iface", "error"}, nil)
+		"An OVS interface (value 1), labelled by name. type is system (a kernel device: join with nta_interface_info{netns=\"host\"} on interface), internal, patch, vxlan, geneve, gre, ...; ofport is \"\" when OVS could not add it, and error says why.",
+		[]string{"bridge", "port", "interface", "type", "ofport", "mac", "admin_state", "link_state", "error"}, nil)
+	ovsPatchInfo = prometheus.NewDesc(Namespace+"_ovs_patch_info",
+		"A patch interface and its peer (value 1): the two join their bridges.",
+		[]string{"bridge", "interface", "peer"}, nil)
+	ovsTunnelInfo = prometheus.NewDesc(Namespace+"_ovs_tunnel_info",
+		"A tunnel interface (value 1): its remote and local address, key, UDP port and the kernel device its packets leave by (tunnel_egress).",
+		[]string{"bridge", "interface", "type", "remote_ip", "local_ip", "key", "dst_port", "tunnel_egress"}, nil)
+	ovsExternalIDsInfo = prometheus.NewDesc(Namespace+"_ovs_interface_external_ids_info",
+		"The external ids a hypervisor or ovs-docker wrote on an OVS interface (value 1), for interfaces that have any: attached_mac, iface_id and vm_id (libvirt, OpenStack), container_id and container_iface (ovs-docker).",
+		[]string{"bridge", "interface", "attached_mac", "iface_id", "vm_id", "container_id", "container_iface"}, nil)
 	ovsSkipped = prometheus.NewDesc(Namespace+"_ovs_rows_skipped_total",
 		"OVSDB rows left out of the view since start because they did not fit it (a reference to a missing row, an unexpected type).",
 		nil, nil)
@@ -96,8 +105,18 @@ func (c *ovsCollector) Update(_ context.Context, ch chan<- prometheus.Metric) er
 					ofport = strconv.Itoa(i.OFPort)
 				}
 				ch <- prometheus.MustNewConstMetric(ovsInterfaceInfo, prometheus.GaugeValue, 1,
-					b.Name, p.Name, i.Name, i.Type, ofport, i.MAC, i.AdminState, i.LinkState, i.Peer, i.RemoteIP, i.LocalIP, i.Key, i.DstPort,
-					i.TunnelEgress, i.AttachedMAC, i.IfaceID, i.VMID, i.ContainerID, i.ContainerIface, i.Error)
+					b.Name, p.Name, i.Name, i.Type, ofport, i.MAC, i.AdminState, i.LinkState, i.Error)
+				if i.Peer != "" {
+					ch <- prometheus.MustNewConstMetric(ovsPatchInfo, prometheus.GaugeValue, 1, b.Name, i.Name, i.Peer)
+				}
+				if i.Tunnel() {
+					ch <- prometheus.MustNewConstMetric(ovsTunnelInfo, prometheus.GaugeValue, 1,
+						b.Name, i.Name, i.Type, i.RemoteIP, i.LocalIP, i.Key, i.DstPort, i.TunnelEgress)
+				}
+				if i.AttachedMAC != "" || i.IfaceID != "" || i.VMID != "" || i.ContainerID != "" || i.ContainerIface != "" {
+					ch <- prometheus.MustNewConstMetric(ovsExternalIDsInfo, prometheus.GaugeValue, 1,
+						b.Name, i.Name, i.AttachedMAC, i.IfaceID, i.VMID, i.ContainerID, i.ContainerIface)
+				}
 				if !i.HasStats {
 					continue
 				}

@@ -255,7 +255,7 @@ func TestOVSLab(t *testing.T) {
 			if !ours(name) {
 				continue
 			}
-			got := m.One(t, "nta_ovs_interface_info", map[string]string{"interface": name}).Labels
+			got := ovsIfaceLabels(t, m, name)
 			typ := r.str("type")
 			if typ == "" {
 				typ = "system"
@@ -284,14 +284,14 @@ func TestOVSLab(t *testing.T) {
 			vx:    {"type": "vxlan", "remote_ip": "192.0.2.77", "key": "4242", "bridge": brB},
 			vmTap: {"attached_mac": v.nics[0].mac, "vm_id": v.uuid, "bridge": brB},
 		} {
-			got := m.One(t, "nta_ovs_interface_info", map[string]string{"interface": name}).Labels
+			got := ovsIfaceLabels(t, m, name)
 			for k, w := range want {
 				if got[k] != w {
 					t.Errorf("%s: %s=%q, want %q", name, k, got[k], w)
 				}
 			}
 		}
-		if s := m.All("nta_ovs_interface_info", map[string]string{"container_id": ctr, "container_iface": "eth1"}); len(s) != 1 {
+		if s := m.All("nta_ovs_interface_external_ids_info", map[string]string{"container_id": ctr, "container_iface": "eth1"}); len(s) != 1 {
 			t.Errorf("%d interfaces of container %s (ovs-docker), want 1", len(s), ctr)
 		}
 	})
@@ -352,7 +352,7 @@ func TestOVSLab(t *testing.T) {
 		// The container's veth: host end on OVS, peer in its namespace,
 		// the namespace the container's.
 		var hostEnd string
-		for _, s := range m.All("nta_ovs_interface_info", map[string]string{"container_id": ctr}) {
+		for _, s := range m.All("nta_ovs_interface_external_ids_info", map[string]string{"container_id": ctr}) {
 			hostEnd = s.Labels["interface"]
 		}
 		var peer string
@@ -500,6 +500,28 @@ func TestOVSLab(t *testing.T) {
 			t.Errorf("no 'reachable again' line after the restart")
 		}
 	})
+}
+
+// ovsIfaceLabels merges the labels of an interface's OVS families: its info
+// (exactly one series), and its patch, tunnel and external-ids info where
+// it has them (at most one each; absent labels are "").
+func ovsIfaceLabels(t testing.TB, m testenv.Metrics, name string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range []string{"peer", "remote_ip", "local_ip", "key", "dst_port", "tunnel_egress", "attached_mac", "iface_id", "vm_id", "container_id", "container_iface"} {
+		out[k] = ""
+	}
+	maps.Copy(out, m.One(t, "nta_ovs_interface_info", map[string]string{"interface": name}).Labels)
+	for _, fam := range []string{"nta_ovs_patch_info", "nta_ovs_tunnel_info", "nta_ovs_interface_external_ids_info"} {
+		s := m.All(fam, map[string]string{"interface": name})
+		if len(s) > 1 {
+			t.Errorf("%d %s series of %s", len(s), fam, name)
+		}
+		if len(s) == 1 {
+			maps.Copy(out, s[0].Labels)
+		}
+	}
+	return out
 }
 
 // isOVSInternal reports whether name is an internal port of some OVS bridge.
