@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -22,10 +24,25 @@ import (
 // always come from the same snapshots. Without a FlowText in the context
 // (other formats, tests) the flows collector exports the flow series through
 // client_golang like any other family.
+//
+// Other collectors with many uniform series (the OVS interface counters)
+// leave text writers in it the same way (setText); WriteText writes them
+// after the flow families, in the order of their collectors' names.
 type FlowText struct {
-	mu sync.Mutex
-	e  *flowExporter
-	fs *flowScrape
+	mu    sync.Mutex
+	e     *flowExporter
+	fs    *flowScrape
+	extra map[string]func(io.Writer) error // by collector name
+}
+
+// setText leaves the text families of collector name for WriteText.
+func (ft *FlowText) setText(name string, write func(io.Writer) error) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if ft.extra == nil {
+		ft.extra = map[string]func(io.Writer) error{}
+	}
+	ft.extra[name] = write
 }
 
 type flowTextKey struct{}
@@ -54,12 +71,19 @@ func (ft *FlowText) set(e *flowExporter, fs *flowScrape) {
 // flows collector did not run in this scrape or there are no flows.
 func (ft *FlowText) WriteText(w io.Writer) error {
 	ft.mu.Lock()
-	e, fs := ft.e, ft.fs
+	e, fs, extra := ft.e, ft.fs, maps.Clone(ft.extra)
 	ft.mu.Unlock()
-	if e == nil {
-		return nil
+	if e != nil {
+		if err := e.writeFlowText(w, fs); err != nil {
+			return err
+		}
 	}
-	return e.writeFlowText(w, fs)
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		if err := extra[name](w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeFlowText writes the two flow families of fs straight from the

@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,25 +48,36 @@ var (
 		"OVSDB rows left out of the view since start because they did not fit it (a reference to a missing row, an unexpected type).",
 		nil, nil)
 	ovsLabels   = []string{"bridge", "port", "interface"}
-	ovsCounters = []struct {
-		desc *prometheus.Desc
-		get  func(s *ovsview.Stats) uint64
-	}{
-		{ovsCounter("receive_bytes_total", "Bytes received"), func(s *ovsview.Stats) uint64 { return s.RxBytes }},
-		{ovsCounter("receive_packets_total", "Packets received"), func(s *ovsview.Stats) uint64 { return s.RxPackets }},
-		{ovsCounter("receive_drops_total", "Received packets dropped"), func(s *ovsview.Stats) uint64 { return s.RxDropped }},
-		{ovsCounter("receive_errors_total", "Receive errors"), func(s *ovsview.Stats) uint64 { return s.RxErrors }},
-		{ovsCounter("transmit_bytes_total", "Bytes transmitted"), func(s *ovsview.Stats) uint64 { return s.TxBytes }},
-		{ovsCounter("transmit_packets_total", "Packets transmitted"), func(s *ovsview.Stats) uint64 { return s.TxPackets }},
-		{ovsCounter("transmit_drops_total", "Packets dropped on transmit"), func(s *ovsview.Stats) uint64 { return s.TxDropped }},
-		{ovsCounter("transmit_errors_total", "Transmit errors"), func(s *ovsview.Stats) uint64 { return s.TxErrors }},
-	}
+	ovsCounters = sortedOVSCounters([]ovsCounterFamily{
+		{name: "receive_bytes_total", help: "Bytes received", get: func(s *ovsview.Stats) uint64 { return s.RxBytes }},
+		{name: "receive_packets_total", help: "Packets received", get: func(s *ovsview.Stats) uint64 { return s.RxPackets }},
+		{name: "receive_drops_total", help: "Received packets dropped", get: func(s *ovsview.Stats) uint64 { return s.RxDropped }},
+		{name: "receive_errors_total", help: "Receive errors", get: func(s *ovsview.Stats) uint64 { return s.RxErrors }},
+		{name: "transmit_bytes_total", help: "Bytes transmitted", get: func(s *ovsview.Stats) uint64 { return s.TxBytes }},
+		{name: "transmit_packets_total", help: "Packets transmitted", get: func(s *ovsview.Stats) uint64 { return s.TxPackets }},
+		{name: "transmit_drops_total", help: "Packets dropped on transmit", get: func(s *ovsview.Stats) uint64 { return s.TxDropped }},
+		{name: "transmit_errors_total", help: "Transmit errors", get: func(s *ovsview.Stats) uint64 { return s.TxErrors }},
+	})
 )
 
-func ovsCounter(name, help string) *prometheus.Desc {
-	return prometheus.NewDesc(Namespace+"_ovs_interface_"+name,
-		help+" on an OVS interface, from its statistics column (ovs-vswitchd refreshes it every 5 s; the only counters the userspace datapath has for its ports).",
-		ovsLabels, nil)
+// ovsCounterFamily is one nta_ovs_interface_*_total family.
+type ovsCounterFamily struct {
+	name, help string // full name and help after sortedOVSCounters
+	desc       *prometheus.Desc
+	get        func(s *ovsview.Stats) uint64
+}
+
+// sortedOVSCounters completes the families and sorts them by name, the order
+// a registry Gather gives them.
+func sortedOVSCounters(fams []ovsCounterFamily) []ovsCounterFamily {
+	for i := range fams {
+		f := &fams[i]
+		f.name = Namespace + "_ovs_interface_" + f.name
+		f.help += " on an OVS interface, from its statistics column (ovs-vswitchd refreshes it every 5 s; the only counters the userspace datapath has for its ports)."
+		f.desc = prometheus.NewDesc(f.name, f.help, ovsLabels, nil)
+	}
+	slices.SortFunc(fams, func(a, b ovsCounterFamily) int { return strings.Compare(a.name, b.name) })
+	return fams
 }
 
 type ovsCollector struct{ ovs OVSSource }
@@ -78,10 +92,16 @@ func newOVSCollector(src *Sources, _ *slog.Logger) (Collector, error) {
 // Update exports the cached OVS view. When OVSDB is unreachable it reports
 // no data: the watcher has logged why once, and every other collector
 // keeps serving.
-func (c *ovsCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
+func (c *ovsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	v, err := c.ovs.View()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNoData, err)
+	}
+	// The counters are most of the collector's series: on the text path the
+	// /metrics handler writes them directly (see FlowText).
+	text := flowTextFrom(ctx)
+	if text != nil {
+		text.setText("ovs", func(w io.Writer) error { return writeOVSCounters(w, &v) })
 	}
 	ch <- prometheus.MustNewConstMetric(ovsInfo, prometheus.GaugeValue, 1, v.Version, v.DBVersion, v.SystemID)
 	for _, b := range v.Bridges {
@@ -117,7 +137,7 @@ func (c *ovsCollector) Update(_ context.Context, ch chan<- prometheus.Metric) er
 					ch <- prometheus.MustNewConstMetric(ovsExternalIDsInfo, prometheus.GaugeValue, 1,
 						b.Name, i.Name, i.AttachedMAC, i.IfaceID, i.VMID, i.ContainerID, i.ContainerIface)
 				}
-				if !i.HasStats {
+				if !i.HasStats || text != nil {
 					continue
 				}
 				for _, oc := range ovsCounters {
@@ -135,4 +155,63 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// writeOVSCounters writes the interface counter families of v in the text
+// format 0.0.4, the lines expfmt writes for them after a registry Gather:
+// families by name, HELP and TYPE, series sorted by label values (bridge,
+// interface, port: the labels in name order).
+func writeOVSCounters(w io.Writer, v *ovsview.View) error {
+	type row struct {
+		bridge, iface, port string
+		s                   *ovsview.Stats
+	}
+	var rows []row
+	for bi := range v.Bridges {
+		b := &v.Bridges[bi]
+		for pi := range b.Ports {
+			p := &b.Ports[pi]
+			for ii := range p.Interfaces {
+				if in := &p.Interfaces[ii]; in.HasStats {
+					rows = append(rows, row{b.Name, in.Name, p.Name, &in.Stats})
+				}
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(strings.Compare(a.bridge, b.bridge), strings.Compare(a.iface, b.iface), strings.Compare(a.port, b.port))
+	})
+	buf := make([]byte, 0, 64<<10)
+	for _, f := range ovsCounters {
+		buf = append(buf, "# HELP "...)
+		buf = append(buf, f.name...)
+		buf = append(buf, ' ')
+		buf = appendEscaped(buf, f.help, false)
+		buf = append(buf, "\n# TYPE "...)
+		buf = append(buf, f.name...)
+		buf = append(buf, " counter\n"...)
+		for _, r := range rows {
+			buf = append(buf, f.name...)
+			buf = append(buf, `{bridge="`...)
+			buf = appendEscaped(buf, r.bridge, true)
+			buf = append(buf, `",interface="`...)
+			buf = appendEscaped(buf, r.iface, true)
+			buf = append(buf, `",port="`...)
+			buf = appendEscaped(buf, r.port, true)
+			buf = append(buf, `"} `...)
+			buf = appendCounter(buf, f.get(r.s))
+			buf = append(buf, '\n')
+			if len(buf) > 60<<10 {
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	_, err := w.Write(buf)
+	return err
 }

@@ -224,6 +224,15 @@ func TestOVSLab(t *testing.T) {
 		}
 	})
 
+	t.Run("promtool check metrics passes", func(t *testing.T) {
+		testenv.RequireCommand(t, "promtool", "Debian package prometheus")
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = strings.NewReader(e.Raw())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("ports match ovs-vsctl list Port", func(t *testing.T) {
 		n := 0
 		for _, r := range ports {
