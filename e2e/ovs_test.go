@@ -161,6 +161,9 @@ func TestOVSLab(t *testing.T) {
 	vsctl(t, "add-port", brA, pa, "--", "set", "interface", pa, "type=patch", "options:peer="+pb,
 		"--", "add-port", brB, pb, "--", "set", "interface", pb, "type=patch", "options:peer="+pa)
 	vsctl(t, "add-port", brB, vx, "--", "set", "interface", vx, "type=vxlan", "options:remote_ip=192.0.2.77", "options:key=4242")
+	bond, bm1, bm2 := p+"bd", p+"m1", p+"m2"
+	vsctl(t, "add-bond", brB, bond, bm1, bm2, "bond_mode=balance-slb",
+		"--", "set", "interface", bm1, "type=internal", "--", "set", "interface", bm2, "type=internal")
 	for i, pair := range [][2]string{{h1, ns1}, {h2, ns2}} {
 		host, ns := pair[0], pair[1]
 		testenv.Run(t, "ip", "netns", "add", ns)
@@ -252,8 +255,23 @@ func TestOVSLab(t *testing.T) {
 			if got[0].Labels["trunks"] != r.str("trunks") {
 				t.Errorf("port %s: trunks %q, ovs-vsctl %q", name, got[0].Labels["trunks"], r.str("trunks"))
 			}
+			members, _ := r["interfaces"].([]any)
+			if want := r.str("bond_mode"); len(members) > 1 && got[0].Labels["bond_mode"] != want {
+				t.Errorf("bond %s: bond_mode %q, ovs-vsctl %q", name, got[0].Labels["bond_mode"], want)
+			}
+			for _, iu := range members {
+				var iname string
+				for _, ir := range ifaces {
+					if ir.str("_uuid") == iu {
+						iname = ir.str("name")
+					}
+				}
+				if len(m.All("nta_ovs_interface_info", map[string]string{"port": name, "interface": iname})) != 1 {
+					t.Errorf("port %s: member %s (%v) not exported under it", name, iname, iu)
+				}
+			}
 		}
-		if n < 7 { // pa pb vx h1 h2, the container's, the VM's (and the bridges' own)
+		if n < 8 { // pa pb vx bond h1 h2, the container's, the VM's (and the bridges' own)
 			t.Errorf("only %d of the test's ports in ovs-vsctl's list", n)
 		}
 	})
@@ -443,6 +461,42 @@ func TestOVSLab(t *testing.T) {
 		t.Logf("%s gone from /metrics %.2fs after del-port", h2, time.Since(began).Seconds())
 	})
 
+	t.Run("ovs-ctl stop: success 0, other collectors serve; start: back by itself", func(t *testing.T) {
+		stopOVS, startOVS := ovsCtlStopStart(t)
+		warnsBefore := countLines(e.Logs.String(), "OVSDB unreachable")
+		stopOVS()
+		testenv.Eventually(t, "ovs collector down", 10*time.Second, func() error {
+			m := e.Scrape()
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": "ovs"}).Value; v != 0 {
+				return fmt.Errorf("ovs success %v with OVS stopped", v)
+			}
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": "links"}).Value; v != 1 {
+				return fmt.Errorf("links success %v", v)
+			}
+			if s := m.All("nta_ovs_interface_info", nil); len(s) != 0 {
+				return fmt.Errorf("%d OVS interfaces exported with OVS stopped", len(s))
+			}
+			return nil
+		})
+		time.Sleep(3 * time.Second) // reconnect attempts meanwhile
+		startOVS()
+		began := time.Now()
+		testenv.Eventually(t, "OVS back after start", 30*time.Second, func() error {
+			m := e.Scrape()
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": "ovs"}).Value; v != 1 {
+				return fmt.Errorf("ovs collector success %v", v)
+			}
+			if len(m.All("nta_ovs_interface_info", map[string]string{"interface": h1})) != 1 {
+				return fmt.Errorf("%s not back", h1)
+			}
+			return nil
+		})
+		t.Logf("OVS view back %.1fs after ovs-ctl start", time.Since(began).Seconds())
+		if n := countLines(e.Logs.String(), "OVSDB unreachable") - warnsBefore; n != 1 {
+			t.Errorf("%d 'OVSDB unreachable' warnings for one outage, want 1", n)
+		}
+	})
+
 	t.Run("ovs-ctl restart: success 0 meanwhile, one warning, back by itself", func(t *testing.T) {
 		warnsBefore := countLines(e.Logs.String(), "OVSDB unreachable")
 		var (
@@ -533,10 +587,52 @@ func ovsIfaceLabels(t testing.TB, m testenv.Metrics, name string) map[string]str
 	return out
 }
 
+// ovsCtlStopStart stops Open vSwitch (both daemons) and starts it again in
+// t.Cleanup too, so a failing test never leaves the lab without OVS.
+func ovsCtlStopStart(t *testing.T) (stop, start func()) {
+	started := true
+	start = func() {
+		testenv.Run(t, ovsCtl, "start", "--system-id=random")
+		started = true
+	}
+	stop = func() {
+		started = false
+		testenv.Run(t, ovsCtl, "stop")
+	}
+	t.Cleanup(func() {
+		if !started {
+			testenv.RunQuiet(ovsCtl, "start", "--system-id=random")
+		}
+	})
+	return stop, start
+}
+
 // isOVSInternal reports whether name is an internal port of some OVS bridge.
 func isOVSInternal(t testing.TB, name string) bool {
 	out, err := exec.Command("ovs-vsctl", "--timeout=5", "get", "interface", name, "type").Output()
 	return err == nil && strings.TrimSpace(string(out)) == "internal"
+}
+
+// OVSDB over TCP (--collector.ovs.db=tcp:HOST:PORT): ovsdb-server told to
+// listen on a loopback port (ovs-vsctl set-manager ptcp:PORT:127.0.0.1).
+func TestOVSOverTCP(t *testing.T) {
+	requireOVS(t)
+	br := "ntot" + testenv.RandHex(2)
+	_, port, _ := strings.Cut(testenv.FreeAddr(t), ":")
+	t.Cleanup(func() {
+		testenv.RunQuiet("ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br)
+		testenv.RunQuiet("ovs-vsctl", "--timeout=10", "del-manager")
+	})
+	vsctl(t, "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev")
+	vsctl(t, "set-manager", "ptcp:"+port+":127.0.0.1")
+	e := testenv.StartExporter(t, "--collector.ovs.db=tcp:127.0.0.1:"+port)
+	testenv.Eventually(t, br+" over TCP", 15*time.Second, func() error {
+		m := e.Scrape()
+		if len(m.All("nta_ovs_bridge_info", map[string]string{"bridge": br})) != 1 {
+			return fmt.Errorf("bridge %s not exported", br)
+		}
+		return nil
+	})
 }
 
 // With no ovsdb-server at all (a socket path nobody serves), the ovs

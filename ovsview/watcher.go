@@ -122,13 +122,12 @@ func (w *Watcher) Run(ctx context.Context) {
 	}()
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		began := time.Now()
-		err := w.session(ctx)
+		monitored, err := w.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
 		w.setDown(err)
-		if time.Since(began) > 10*time.Second {
+		if monitored { // a new outage: retry soon, then back off again
 			backoff = 250 * time.Millisecond
 		}
 		select {
@@ -143,19 +142,20 @@ func (w *Watcher) Run(ctx context.Context) {
 	w.mu.Unlock()
 }
 
-// session is one connection's life: it returns why it ended.
-func (w *Watcher) session(ctx context.Context) error {
+// session is one connection's life: it returns why it ended, and whether
+// the monitor was up.
+func (w *Watcher) session(ctx context.Context) (monitored bool, _ error) {
 	lg := logr.FromSlogHandler(debugOnly{w.log.With("lib", "libovsdb").Handler()})
 	c, err := client.NewOVSDBClient(w.dbModel, client.WithEndpoint(w.endpoint), client.WithLogger(&lg))
 	if err != nil {
-		return fmt.Errorf("OVSDB client for %s: %w", w.endpoint, err)
+		return false, fmt.Errorf("OVSDB client for %s: %w", w.endpoint, err)
 	}
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	err = c.Connect(cctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("connect to OVSDB at %s: %w", w.endpoint, err)
+		return false, fmt.Errorf("connect to OVSDB at %s: %w", w.endpoint, err)
 	}
 	// The handler is registered before the monitor starts, so the initial
 	// rows are seen too.
@@ -167,7 +167,7 @@ func (w *Watcher) session(ctx context.Context) error {
 	))
 	cancel()
 	if err != nil {
-		return fmt.Errorf("monitor OVSDB at %s: %w", w.endpoint, err)
+		return false, fmt.Errorf("monitor OVSDB at %s: %w", w.endpoint, err)
 	}
 	w.setUp(c)
 	defer w.clearClient(c)
@@ -176,15 +176,15 @@ func (w *Watcher) session(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-c.DisconnectNotify():
-			return fmt.Errorf("OVSDB at %s closed the connection", w.endpoint)
+			return true, fmt.Errorf("OVSDB at %s closed the connection", w.endpoint)
 		case <-t.C:
 			ectx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 			err := c.Echo(ectx)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("OVSDB at %s did not answer echo within %s (hung ovsdb-server?): %w", w.endpoint, w.opts.Timeout, err)
+				return true, fmt.Errorf("OVSDB at %s did not answer echo within %s (hung ovsdb-server?): %w", w.endpoint, w.opts.Timeout, err)
 			}
 			w.dirty.Store(true) // an update dropped by libovsdb's full event buffer is caught here
 		}
