@@ -183,7 +183,7 @@ func TestOVSLab(t *testing.T) {
 	v := vl.createVM(t, "o", nic{"ovs", brB, randMAC()})
 	vmTap := vshIfList(t, v.name)[0].target
 
-	e := testenv.StartExporter(t, "--collector.ovs.resync=2s", "--collector.flows", "--collector.flows.roles=ovs-port")
+	e := testenv.StartExporter(t, "--collector.ovs.resync=2s", "--collector.ovs.timeout=1s", "--collector.flows", "--collector.flows.roles=ovs-port")
 	ping := func() {
 		testenv.Run(t, "ip", "netns", "exec", ns1, "ping", "-c", "5", "-i", "0.2", "-W", "1", "198.18.91.2")
 	}
@@ -459,6 +459,35 @@ func TestOVSLab(t *testing.T) {
 			return nil
 		})
 		t.Logf("%s gone from /metrics %.2fs after del-port", h2, time.Since(began).Seconds())
+	})
+
+	t.Run("a hung ovsdb-server (SIGSTOP): scrapes stay fast, success 0, back on SIGCONT", func(t *testing.T) {
+		pid := strings.TrimSpace(stdout(t, "cat", "/var/run/openvswitch/ovsdb-server.pid"))
+		t.Cleanup(func() { testenv.RunQuiet("kill", "-CONT", pid) })
+		testenv.Run(t, "kill", "-STOP", pid)
+		began := time.Now()
+		testenv.Eventually(t, "hang noticed", 15*time.Second, func() error {
+			t0 := time.Now()
+			m := e.Scrape()
+			if d := time.Since(t0); d > 2*time.Second {
+				return fmt.Errorf("scrape took %s with ovsdb-server hung", d)
+			}
+			if v := m.One(t, "nta_collector_success", map[string]string{"collector": "ovs"}).Value; v != 0 {
+				return fmt.Errorf("ovs success %v", v)
+			}
+			return nil
+		})
+		t.Logf("hung ovsdb-server noticed in %.1fs", time.Since(began).Seconds())
+		if !strings.Contains(e.Logs.String(), "did not answer") {
+			t.Errorf("no log line says ovsdb-server did not answer:\n%s", testenv.Tail(e.Logs.String(), 2000))
+		}
+		testenv.Run(t, "kill", "-CONT", pid)
+		testenv.Eventually(t, "back after SIGCONT", 15*time.Second, func() error {
+			if v := e.Scrape().One(t, "nta_collector_success", map[string]string{"collector": "ovs"}).Value; v != 1 {
+				return fmt.Errorf("ovs success %v", v)
+			}
+			return nil
+		})
 	})
 
 	t.Run("ovs-ctl stop: success 0, other collectors serve; start: back by itself", func(t *testing.T) {
