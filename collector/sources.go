@@ -119,43 +119,23 @@ type Sources struct {
 }
 
 // views returns the daemons' current views for topology; a daemon not
-// watched or not reachable has a nil view.
+// watched or not reachable has a nil view, so collectors that can do
+// without it (the graph) export what the kernel and the other daemons show.
 func (s *Sources) views() topology.Views {
-	return topology.Views{Docker: dockerView(s.Docker), Libvirt: libvirtView(s.Libvirt), OVS: ovsView(s.OVS)}
+	return topology.Views{
+		Docker:  currentView[dockerview.View](s.Docker),
+		Libvirt: currentView[libvirtview.View](s.Libvirt),
+		OVS:     currentView[ovsview.View](s.OVS),
+	}
 }
 
-// ovsView is dockerView for Open vSwitch.
-func ovsView(o OVSSource) *ovsview.View {
-	if o == nil {
+// currentView returns src's view, nil when src is nil (the daemon is not
+// watched) or cannot give one (not reachable).
+func currentView[V any](src interface{ View() (V, error) }) *V {
+	if src == nil {
 		return nil
 	}
-	v, err := o.View()
-	if err != nil {
-		return nil
-	}
-	return &v
-}
-
-// libvirtView is dockerView for libvirt.
-func libvirtView(l LibvirtSource) *libvirtview.View {
-	if l == nil {
-		return nil
-	}
-	v, err := l.View()
-	if err != nil {
-		return nil
-	}
-	return &v
-}
-
-// dockerView returns the current Docker view, or nil when Docker is not
-// watched or not reachable: collectors that can do without Docker (the
-// graph) then export what the kernel shows.
-func dockerView(d DockerSource) *dockerview.View {
-	if d == nil {
-		return nil
-	}
-	v, err := d.View()
+	v, err := src.View()
 	if err != nil {
 		return nil
 	}

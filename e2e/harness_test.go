@@ -40,3 +40,14 @@ func jsonOf(t testing.TB, v any, name string, args ...string) {
 		t.Fatalf("%s %v: decode JSON: %v", name, args, err)
 	}
 }
+
+// promtoolCheckMetrics lints an exposition as Prometheus's promtool does.
+func promtoolCheckMetrics(t *testing.T, exposition string) {
+	t.Helper()
+	testenv.RequireCommand(t, "promtool", "Debian package prometheus")
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
