@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -67,10 +68,21 @@ type target struct {
 }
 
 type panel struct {
-	ID      int      `json:"id"`
-	Type    string   `json:"type"`
-	Title   string   `json:"title"`
-	Targets []target `json:"targets"`
+	ID              int      `json:"id"`
+	Type            string   `json:"type"`
+	Title           string   `json:"title"`
+	Targets         []target `json:"targets"`
+	Transformations []struct {
+		ID     string `json:"id"`
+		Filter *struct {
+			ID      string `json:"id"`
+			Options string `json:"options"`
+		} `json:"filter"`
+		Options struct {
+			ByField      string            `json:"byField"`
+			RenameByName map[string]string `json:"renameByName"`
+		} `json:"options"`
+	} `json:"transformations"`
 }
 
 func decodePanels(t *testing.T, raw []byte) []panel {
@@ -118,26 +130,63 @@ func TestQueriesAreScopedAndAddressed(t *testing.T) {
 }
 
 // TestNodeGraphQueries pins the contract with Grafana's Node Graph panel
-// that the README documents.
+// that dashboards/README.md documents: the nodes and edges queries, one
+// instant table query per statistic whose frame a byRefId-filtered join on
+// id puts into the nodes or edges frame, and a rename of each statistic's
+// value column ("Value #refId") to a field name the panel reads.
 func TestNodeGraphQueries(t *testing.T) {
 	files, err := render()
 	if err != nil {
 		t.Fatal(err)
 	}
+	fieldNames := regexp.MustCompile(`^(mainstat|secondarystat|arc__[a-z_]+|detail__[a-z_]+|color)$`)
 	var found bool
 	for _, p := range decodePanels(t, files["nta-topology.json"]) {
 		if p.Type != "nodeGraph" {
 			continue
 		}
 		found = true
-		want := map[string]string{"nodes": "nta_node_info{", "edges": "nta_edge_info{"}
-		if len(p.Targets) != len(want) {
-			t.Fatalf("node graph has %d queries, want 2", len(p.Targets))
-		}
-		for _, tg := range p.Targets {
-			if !strings.HasPrefix(tg.Expr, want[tg.RefID]) || !tg.Instant || tg.Format != "table" {
-				t.Errorf("node graph query %+v: want refId nodes/edges, instant, table format over nta_node_info/nta_edge_info", tg)
+		rename := map[string]string{}
+		joins := map[string]string{} // filter pattern → byField
+		for _, tr := range p.Transformations {
+			switch tr.ID {
+			case "organize":
+				rename = tr.Options.RenameByName
+			case "joinByField":
+				if tr.Filter == nil || tr.Filter.ID != "byRefId" {
+					t.Errorf("join without a byRefId filter would merge nodes and edges: %+v", tr)
+					continue
+				}
+				joins[tr.Filter.Options] = tr.Options.ByField
 			}
+		}
+		refIDs := map[string]bool{}
+		for _, tg := range p.Targets {
+			refIDs[tg.RefID] = true
+			if !tg.Instant || tg.Format != "table" {
+				t.Errorf("node graph query %s: want instant, table format", tg.RefID)
+			}
+			switch {
+			case tg.RefID == "nodes" && !strings.HasPrefix(tg.Expr, "nta_node_info{"):
+				t.Errorf("nodes query %q", tg.Expr)
+			case tg.RefID == "edges" && !strings.HasPrefix(tg.Expr, "nta_edge_info{"):
+				t.Errorf("edges query %q", tg.Expr)
+			case tg.RefID == "nodes" || tg.RefID == "edges":
+			default:
+				frame, _, _ := strings.Cut(tg.RefID, "_")
+				if frame != "nodes" && frame != "edges" {
+					t.Errorf("statistic query %s belongs to neither frame", tg.RefID)
+				}
+				if f := rename["Value #"+tg.RefID]; !fieldNames.MatchString(f) {
+					t.Errorf("query %s: its value column is renamed to %q, not a Node Graph field", tg.RefID, f)
+				}
+				if joins["/^"+frame+"/"] != "id" {
+					t.Errorf("query %s: no join on id filtered to /^%s/ (joins %v)", tg.RefID, frame, joins)
+				}
+			}
+		}
+		if !refIDs["nodes"] || !refIDs["edges"] {
+			t.Errorf("node graph queries %v: want nodes and edges", refIDs)
 		}
 	}
 	if !found {

@@ -47,27 +47,31 @@ func topologyDashboard() *dashboard.DashboardBuilder {
 			"netns", "interface", "peer_netns", "peer_interface"))
 }
 
-// nodeGraphPanel feeds Grafana's Node Graph with two instant table queries.
-// Their label columns are already the field names the panel reads (id,
-// title, subtitle for nodes; id, source, target for edges); the organize
-// transformation only drops the constant Value/Time/__name__ columns and
-// turns kind and netns into detail__ fields, which the panel shows in the
-// node's context menu.
+// nodeGraphPanel feeds Grafana's Node Graph: nta_node_info and
+// nta_edge_info as instant table queries (their label columns are the
+// panel's id, title, subtitle and id, source, target), one query per
+// statistic keyed by id, and the transformations that join and name them
+// (nodegraph.go).
 func nodeGraphPanel() *nodegraph.PanelBuilder {
-	return nodegraph.NewPanelBuilder().
+	p := nodegraph.NewPanelBuilder().
 		Title("Host topology").
-		Description("Nodes: nta_node_info (id, title, subtitle). Edges: nta_edge_info (id, source, target; kind in the context menu). Pick one instance: node ids repeat on every host.").
+		Description("Nodes: nta_node_info; main stat the node's bytes/s (an interface, container, VM, OVS bridge or port, each from its own point of view), secondary stat its packets/s, arcs the receive and transmit share. Edges: nta_edge_info; main stat bytes/s over the link (veth pair, bridge port, VM tap, OVS port, patch, tunnel), secondary stat packets/s. Pick one instance: node ids repeat on every host.").
 		Datasource(datasource()).
 		Span(24).
 		Height(18).
 		WithTarget(instant("nodes", "nta_node_info{"+instanceSel+"}")).
-		WithTarget(instant("edges", "nta_edge_info{"+instanceSel+"}")).
-		WithTransformation(organize(
-			withHidden(hiddenColumns("nodes", "edges"), "instance"),
-			map[string]string{"kind": "detail__kind", "netns": "detail__netns"},
-			nil)).
-		Nodes(nodegraph.NewNodeOptionsBuilder()).
-		Edges(nodegraph.NewEdgeOptionsBuilder()).
+		WithTarget(instant("edges", "nta_edge_info{"+instanceSel+"}"))
+	for _, s := range nodeStats {
+		p = p.WithTarget(instant(s.refID, nodeStatExpr(s)))
+	}
+	for _, s := range edgeStats {
+		p = p.WithTarget(instant(s.refID, edgeStatExpr(s)))
+	}
+	for _, tr := range nodeGraphTransformations() {
+		p = p.WithTransformation(tr)
+	}
+	return p.Nodes(nodeGraphNodeOptions()).
+		Edges(nodeGraphEdgeOptions()).
 		ZoomMode(nodegraph.ZoomModeCooperative)
 }
 

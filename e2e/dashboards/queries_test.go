@@ -3,6 +3,7 @@ package dashboards
 import (
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -162,6 +163,80 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 		}
 	})
 
+	t.Run("node graph statistics", func(t *testing.T) {
+		nodes, edges := nodeGraphFrames(t, prom, all)
+		ids := map[string]map[string]bool{"nodes": {}, "edges": {}}
+		for _, n := range nodes {
+			ids["nodes"][n.Metric["id"]] = true
+		}
+		for _, e := range edges {
+			ids["edges"][e.Metric["id"]] = true
+		}
+		stats := map[string]map[string]float64{} // refId → id → value
+		for _, q := range all {
+			frame, _, ok := strings.Cut(q.RefID, "_")
+			if !ok || (frame != "nodes" && frame != "edges") {
+				continue
+			}
+			v, err := prom.query(t, grafanaVars.Replace(q.Expr))
+			if err != nil {
+				t.Fatalf("%s: %v", q.RefID, err)
+			}
+			stats[q.RefID] = map[string]float64{}
+			for _, s := range v {
+				// The join on id needs exactly one row per id, labelled id
+				// (and instance, hidden in the panel).
+				if len(s.Metric) != 2 || s.Metric["id"] == "" || s.Metric["instance"] == "" {
+					t.Errorf("%s: row labels %v, want only id and instance", q.RefID, s.Metric)
+				}
+				id := s.Metric["id"]
+				if !ids[frame][id] {
+					t.Errorf("%s: row for %q, which is no %s row: the outer join would add a ghost", q.RefID, id, frame)
+				}
+				if _, dup := stats[q.RefID][id]; dup {
+					t.Errorf("%s: %q twice", q.RefID, id)
+				}
+				stats[q.RefID][id] = value(s)
+			}
+		}
+		for _, want := range []string{"nodes_mainstat", "nodes_secondarystat", "nodes_arc_receive", "nodes_arc_transmit", "edges_mainstat", "edges_secondarystat"} {
+			if stats[want] == nil {
+				t.Fatalf("no node graph query %s", want)
+			}
+		}
+		for id, rx := range stats["nodes_arc_receive"] {
+			if tx := stats["nodes_arc_transmit"][id]; rx < 0 || tx < 0 || math.Abs(rx+tx-1) > 1e-6 {
+				t.Errorf("node %s: arcs receive %v + transmit %v, want shares adding up to 1", id, rx, tx)
+			}
+		}
+		if lab == nil {
+			return
+		}
+		// The test's traffic: the server container, its host-side veth and
+		// that veth's link to the bridge carried it.
+		cid := strings.TrimSpace(testimage.Docker(t, "inspect", "-f", "{{.Id}}", lab.Server))
+		ep, err := prom.query(t, fmt.Sprintf(`nta_docker_endpoint_info{container=%q}`, lab.Server))
+		if err != nil || len(ep) != 1 {
+			t.Fatalf("endpoint of %s: %v %v", lab.Server, ep, err)
+		}
+		hostIf := "if:" + ep[0].Metric["host_netns"] + "/" + ep[0].Metric["host_interface"]
+		for _, id := range []string{"container:" + cid[:12], hostIf} {
+			if v := stats["nodes_mainstat"][id]; v <= 0 {
+				t.Errorf("node %s: main stat %v bytes/s after %d bytes sent", id, v, sent)
+			}
+		}
+		var carried []string
+		for _, e := range edges {
+			if (e.Metric["source"] == hostIf || e.Metric["target"] == hostIf) && stats["edges_mainstat"][e.Metric["id"]] > 0 {
+				carried = append(carried, e.Metric["kind"])
+			}
+		}
+		slices.Sort(carried)
+		if !slices.Contains(carried, "veth") || !slices.Contains(carried, "member") {
+			t.Errorf("edges at %s with a positive main stat: %v, want the veth pair and the bridge port", hostIf, carried)
+		}
+	})
+
 	t.Run("tables show the lab", func(t *testing.T) {
 		expectRow(t, prom, all, "nta_bridge_port_info", map[string]string{"bridge": fx.Bridge, "interface": fx.PeerIf, "netns": "named:" + fx.NS})
 		expectRow(t, prom, all, "nta_veth_peer_info", map[string]string{"netns": "host", "interface": fx.HostIf, "peer_netns": "named:" + fx.NS, "peer_interface": fx.PeerIf})
@@ -244,10 +319,14 @@ func value(s sample) float64 {
 	return f
 }
 
-// findQuery returns the first panel query whose expression contains sub.
+// findQuery returns the first panel query whose expression contains sub,
+// the Node Graph's statistics (which read every counter family) aside.
 func findQuery(t *testing.T, all []panelQuery, sub string) panelQuery {
 	t.Helper()
 	for _, q := range all {
+		if strings.HasPrefix(q.RefID, "nodes_") || strings.HasPrefix(q.RefID, "edges_") {
+			continue
+		}
 		if strings.Contains(q.Expr, sub) {
 			return q
 		}
