@@ -79,8 +79,9 @@ type panel struct {
 			Options string `json:"options"`
 		} `json:"filter"`
 		Options struct {
-			ByField      string            `json:"byField"`
-			RenameByName map[string]string `json:"renameByName"`
+			ByField       string            `json:"byField"`
+			RenameByName  map[string]string `json:"renameByName"`
+			ExcludeByName map[string]bool   `json:"excludeByName"`
 		} `json:"options"`
 	} `json:"transformations"`
 }
@@ -146,12 +147,12 @@ func TestNodeGraphQueries(t *testing.T) {
 			continue
 		}
 		found = true
-		rename := map[string]string{}
+		rename, hidden := map[string]string{}, map[string]bool{}
 		joins := map[string]string{} // filter pattern → byField
 		for _, tr := range p.Transformations {
 			switch tr.ID {
 			case "organize":
-				rename = tr.Options.RenameByName
+				rename, hidden = tr.Options.RenameByName, tr.Options.ExcludeByName
 			case "joinByField":
 				if tr.Filter == nil || tr.Filter.ID != "byRefId" {
 					t.Errorf("join without a byRefId filter would merge nodes and edges: %+v", tr)
@@ -177,8 +178,12 @@ func TestNodeGraphQueries(t *testing.T) {
 				if frame != "nodes" && frame != "edges" {
 					t.Errorf("statistic query %s belongs to neither frame", tg.RefID)
 				}
-				if f := rename["Value #"+tg.RefID]; !fieldNames.MatchString(f) {
+				label := strings.HasPrefix(tg.RefID, "nodes_detail_") || tg.RefID == "nodes_icon" // its labels are the fields
+				if f := rename["Value #"+tg.RefID]; !label && !fieldNames.MatchString(f) {
 					t.Errorf("query %s: its value column is renamed to %q, not a Node Graph field", tg.RefID, f)
+				}
+				if label && !hidden["Value #"+tg.RefID] {
+					t.Errorf("query %s: its value column is not hidden", tg.RefID)
 				}
 				if joins["/^"+frame+"/"] != "id" {
 					t.Errorf("query %s: no join on id filtered to /^%s/ (joins %v)", tg.RefID, frame, joins)

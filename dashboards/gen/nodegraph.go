@@ -116,6 +116,66 @@ func edgeStatExpr(s nodeStat) string {
 	return by("source", edgeKindsBySource) + " or " + by("target", edgeKindsByTarget)
 }
 
+// nodeIcons are the icons (grafana/ui names, availableIconsIndex in
+// packages/grafana-data/src/types/icon.ts) of the node kinds that carry no
+// traffic statistics: the panel draws a node's icon in place of its stats,
+// so nodes with counters keep their numbers and arcs instead.
+var nodeIcons = []struct{ kind, icon string }{
+	{"netns", "layer-group"},
+	{"docker_network", "apps"},
+	{"libvirt_network", "globe"},
+	{"tunnel_endpoint", "cloud"},
+	{"vm_nic", "plug"},
+	{"published_port", "signin"},
+}
+
+// nodeIconExpr gives each node of an icon kind its icon as a label.
+func nodeIconExpr() string {
+	var parts []string
+	for _, k := range nodeIcons {
+		parts = append(parts, fmt.Sprintf(`max by (instance, id, icon) (label_replace(nta_node_info{%s, kind=%q}, "icon", %q, "", ""))`,
+			instanceSel, k.kind, k.icon))
+	}
+	return strings.Join(parts, " or ")
+}
+
+// nodeDetail is a query whose labels fill the hover card (detail__*) of
+// the nodes of one kind, one row per node id: src has an id label, and
+// labels maps its labels to the detail fields they become.
+type nodeDetail struct {
+	refID  string
+	src    string
+	labels [][2]string // label, field
+}
+
+func (d nodeDetail) expr() string {
+	e := d.src
+	by := []string{"instance", "id"}
+	for _, l := range d.labels {
+		e = fmt.Sprintf(`label_replace(%s, %q, "$1", %q, "(.*)")`, e, l[1], l[0])
+		by = append(by, l[1])
+	}
+	return "max by (" + strings.Join(by, ", ") + ") (" + e + ") and on(instance, id) nta_node_info{" + instanceSel + "}"
+}
+
+var nodeDetails = []nodeDetail{
+	{"nodes_detail_container",
+		fmt.Sprintf(`label_replace(nta_docker_container_info{%s}, "id", "container:$1", "container_id", "(.{12}).*")`, instanceSel),
+		[][2]string{{"image", "detail__image"}, {"state", "detail__state"}, {"network_mode", "detail__network_mode"}, {"container_id", "detail__container_id"}}},
+	{"nodes_detail_container_ip",
+		fmt.Sprintf(`label_replace(topk by (instance, container_id) (1, nta_docker_endpoint_info{%s}), "id", "container:$1", "container_id", "(.{12}).*")`, instanceSel),
+		[][2]string{{"ipv4", "detail__ip"}, {"mac", "detail__mac"}, {"network", "detail__network"}}},
+	{"nodes_detail_vm",
+		fmt.Sprintf(`label_replace(nta_libvirt_domain_info{%s}, "id", "vm:$1", "uuid", "(.*)")`, instanceSel),
+		[][2]string{{"state", "detail__state"}, {"type", "detail__hypervisor"}, {"uuid", "detail__uuid"}}},
+	{"nodes_detail_interface",
+		fmt.Sprintf(`label_replace(label_join(nta_interface_info{%s}, "id", "/", "netns", "interface"), "id", "if:$1", "id", "(.*)")`, instanceSel),
+		[][2]string{{"mac", "detail__mac"}, {"mtu", "detail__mtu"}, {"operstate", "detail__state"}}},
+	{"nodes_detail_interface_ip",
+		fmt.Sprintf(`label_replace(label_join(topk by (instance, netns, interface) (1, nta_interface_address_info{%s, family="inet"}), "id", "/", "netns", "interface"), "id", "if:$1", "id", "(.*)")`, instanceSel),
+		[][2]string{{"address", "detail__ip"}}},
+}
+
 // nodeGraphTransformations join each frame's statistics into it by id and
 // give the value columns the panel's field names.
 func nodeGraphTransformations() []dashboard.DataTransformerConfig {
@@ -126,6 +186,10 @@ func nodeGraphTransformations() []dashboard.DataTransformerConfig {
 	}
 	for _, s := range edgeStats {
 		rename["Value #"+s.refID] = s.field
+	}
+	hidden["Value #nodes_icon"] = true
+	for _, d := range nodeDetails {
+		hidden["Value #"+d.refID] = true
 	}
 	join := func(prefix string) dashboard.DataTransformerConfig {
 		return dashboard.DataTransformerConfig{

@@ -67,6 +67,10 @@ func nodeGraphPanel() *nodegraph.PanelBuilder {
 	for _, s := range edgeStats {
 		p = p.WithTarget(instant(s.refID, edgeStatExpr(s)))
 	}
+	p = p.WithTarget(instant("nodes_icon", nodeIconExpr()))
+	for _, d := range nodeDetails {
+		p = p.WithTarget(instant(d.refID, d.expr()))
+	}
 	for _, tr := range nodeGraphTransformations() {
 		p = p.WithTransformation(tr)
 	}

@@ -173,6 +173,7 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 			ids["edges"][e.Metric["id"]] = true
 		}
 		stats := map[string]map[string]float64{} // refId → id → value
+		fields := map[string]map[string]string{} // node id → field → value, from the label queries
 		for _, q := range all {
 			frame, _, ok := strings.Cut(q.RefID, "_")
 			if !ok || (frame != "nodes" && frame != "edges") {
@@ -182,12 +183,26 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", q.RefID, err)
 			}
+			labelQuery := strings.HasPrefix(q.RefID, "nodes_detail_") || q.RefID == "nodes_icon"
 			stats[q.RefID] = map[string]float64{}
 			for _, s := range v {
 				// The join on id needs exactly one row per id, labelled id
-				// (and instance, hidden in the panel).
-				if len(s.Metric) != 2 || s.Metric["id"] == "" || s.Metric["instance"] == "" {
-					t.Errorf("%s: row labels %v, want only id and instance", q.RefID, s.Metric)
+				// (and instance, hidden in the panel), plus the fields of a
+				// label query.
+				for l, val := range s.Metric {
+					switch {
+					case l == "id" || l == "instance":
+					case labelQuery && (strings.HasPrefix(l, "detail__") || l == "icon"):
+						if fields[s.Metric["id"]] == nil {
+							fields[s.Metric["id"]] = map[string]string{}
+						}
+						fields[s.Metric["id"]][l] = val
+					default:
+						t.Errorf("%s: row has label %s=%q: it would be a column of the %s frame", q.RefID, l, val, frame)
+					}
+				}
+				if s.Metric["id"] == "" || s.Metric["instance"] == "" {
+					t.Errorf("%s: row labels %v, want id and instance", q.RefID, s.Metric)
 				}
 				id := s.Metric["id"]
 				if !ids[frame][id] {
@@ -205,9 +220,15 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 			}
 		}
 		for id, rx := range stats["nodes_arc_receive"] {
-			if tx := stats["nodes_arc_transmit"][id]; rx < 0 || tx < 0 || math.Abs(rx+tx-1) > 1e-6 {
+			if tx := stats["nodes_arc_transmit"][id]; rx < 0 || tx < 0 || math.Abs(rx+tx-1) > 0.01 { // two queries, evaluated a moment apart
 				t.Errorf("node %s: arcs receive %v + transmit %v, want shares adding up to 1", id, rx, tx)
 			}
+		}
+		if f := fields["netns:named:"+fx.NS]; f["icon"] != "layer-group" {
+			t.Errorf("fixture namespace node fields %v, want icon layer-group", f)
+		}
+		if f := fields["if:host/"+fx.HostIf]; f["detail__mac"] == "" || f["detail__mtu"] == "" {
+			t.Errorf("fixture veth node fields %v, want its mac and mtu in the hover card", f)
 		}
 		if lab == nil {
 			return
@@ -220,6 +241,9 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 			t.Fatalf("endpoint of %s: %v %v", lab.Server, ep, err)
 		}
 		hostIf := "if:" + ep[0].Metric["host_netns"] + "/" + ep[0].Metric["host_interface"]
+		if f := fields["container:"+cid[:12]]; f["detail__image"] == "" || f["detail__state"] != "running" || !strings.HasPrefix(f["detail__ip"], "10.") {
+			t.Errorf("server container's hover card %v, want image, state running and its 10.x address", f)
+		}
 		for _, id := range []string{"container:" + cid[:12], hostIf} {
 			if v := stats["nodes_mainstat"][id]; v <= 0 {
 				t.Errorf("node %s: main stat %v bytes/s after %d bytes sent", id, v, sent)
