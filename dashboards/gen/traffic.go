@@ -64,6 +64,29 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 		WithPanel(series("Drops and errors by interface (top 10)", "Packets/s dropped or in error (receive and transmit together) on interfaces of the host namespace.", "pps").
 			WithTarget(rangeQuery("A", topk10(rate("interface", "nta_interface_receive_drops_total", host)+" + "+rate("interface", "nta_interface_transmit_drops_total", host)), "{{interface}} drops")).
 			WithTarget(rangeQuery("B", topk10(rate("interface", "nta_interface_receive_errors_total", host)+" + "+rate("interface", "nta_interface_transmit_errors_total", host)), "{{interface}} errors"))).
+		WithRow(dashboard.NewRowBuilder("VMs (libvirt)")).
+		WithPanel(series("Received by VM NIC", "Bytes/s each VM NIC received, from the VM's point of view (its tap's transmit counter).", "Bps").
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_bytes_total", ""), "{{domain}} {{mac}}"))).
+		WithPanel(series("Transmitted by VM NIC", "Bytes/s each VM NIC sent (its tap's receive counter).", "Bps").
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_transmit_bytes_total", ""), "{{domain}} {{mac}}"))).
+		WithPanel(series("Packets by VM NIC", "Packets/s received (rx) and transmitted (tx) by each VM NIC.", "pps").
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_packets_total", ""), "{{domain}} {{mac}} rx")).
+			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_transmit_packets_total", ""), "{{domain}} {{mac}} tx"))).
+		WithPanel(series("Drops and errors by VM NIC", "Packets/s dropped or in error on the way to or from each VM NIC.", "pps").
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_drops_total", "")+" + "+rate("domain, mac", "nta_vm_network_transmit_drops_total", ""), "{{domain}} {{mac}} drops")).
+			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_receive_errors_total", "")+" + "+rate("domain, mac", "nta_vm_network_transmit_errors_total", ""), "{{domain}} {{mac}} errors"))).
+		WithRow(dashboard.NewRowBuilder("Open vSwitch")).
+		WithPanel(series("Traffic by OVS bridge", "Bytes/s received (rx) and transmitted (tx) by the ports of each OVS bridge together, from the Interface table's statistics (refreshed every 5 s by ovs-vswitchd).", "Bps").
+			WithTarget(rangeQuery("A", rate("bridge", "nta_ovs_interface_receive_bytes_total", ""), "{{bridge}} rx")).
+			WithTarget(rangeQuery("B", rate("bridge", "nta_ovs_interface_transmit_bytes_total", ""), "{{bridge}} tx"))).
+		WithPanel(series("Traffic by OVS port (top 10)", "Bytes/s received plus transmitted per OVS port; patch ports show what crosses between bridges, tunnel ports what leaves the host.", "Bps").
+			WithTarget(rangeQuery("A", topk10(rate("bridge, port", "nta_ovs_interface_receive_bytes_total", "")+" + "+rate("bridge, port", "nta_ovs_interface_transmit_bytes_total", "")), "{{bridge}}/{{port}}"))).
+		WithPanel(series("OVS drops and errors (top 10)", "Packets/s dropped or in error per OVS interface, receive and transmit together.", "pps").
+			WithTarget(rangeQuery("A", topk10(rate("bridge, interface", "nta_ovs_interface_receive_drops_total", "")+" + "+rate("bridge, interface", "nta_ovs_interface_transmit_drops_total", "")), "{{bridge}}/{{interface}} drops")).
+			WithTarget(rangeQuery("B", topk10(rate("bridge, interface", "nta_ovs_interface_receive_errors_total", "")+" + "+rate("bridge, interface", "nta_ovs_interface_transmit_errors_total", "")), "{{bridge}}/{{interface}} errors"))).
+		WithPanel(series("OVS controllers connected", "1 when the bridge is connected to its OpenFlow controller.", "none").
+			Min(0).Max(1).
+			WithTarget(rangeQuery("A", "min by (bridge, target) (nta_ovs_controller_connected{"+instanceSel+"})", "{{bridge}} → {{target}}"))).
 		WithRow(dashboard.NewRowBuilder("Exporter")).
 		WithPanel(series("Collector success", "1 when the collector's last scrape worked, 0 on failure or when its source (e.g. dockerd) is absent.", "none").
 			Min(0).Max(1).

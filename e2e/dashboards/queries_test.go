@@ -33,6 +33,13 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 	if docker {
 		lab = newDockerLab(t)
 	}
+	var ovs *ovsFixture
+	if ovsAnswers() {
+		ovs = newOVSFixture(t)
+	} else {
+		testenv.Require(t, !testenv.InCI(), "ovsdb-server answering `ovs-vsctl show` (scripts/lab-up.sh starts it)")
+		t.Log("Open vSwitch not running: OVS panels are only checked to parse")
+	}
 
 	rulesFile := filepath.Join(testenv.ModuleRoot(), "deploy", "rules", "nta-alerts.yml")
 	var args []string
@@ -47,6 +54,14 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 		return prom.oneSeries(t, `sum_over_time(up{job="nta"}[1m]) >= 3`)
 	})
 	const sent = 2_000_000
+	if ovs != nil {
+		ovs.traffic(t)
+		// ovs-vswitchd writes statistics every 5 s: wait until Prometheus
+		// has the ping in two samples.
+		testenv.Eventually(t, "the OVS ports' ping in Prometheus", 30*time.Second, func() error {
+			return prom.oneSeries(t, fmt.Sprintf(`sum(rate(nta_ovs_interface_receive_packets_total{interface=%q}[1m])) > 0`, ovs.Port1))
+		})
+	}
 	if lab != nil {
 		lab.sendTraffic(t, sent)
 		// Wait until a scrape has seen the bytes, and one more for rate().
@@ -81,7 +96,7 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 				if unsubstituted.MatchString(expr) {
 					t.Fatalf("Grafana variable left in %q: add it to grafanaVars", expr)
 				}
-				want, err := classify(expr, docker)
+				want, err := classify(expr, docker, ovs != nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -229,6 +244,24 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 		}
 		if f := fields["if:host/"+fx.HostIf]; f["detail__mac"] == "" || f["detail__mtu"] == "" {
 			t.Errorf("fixture veth node fields %v, want its mac and mtu in the hover card", f)
+		}
+		if ovs != nil {
+			// The ping crossed Port1 and Port2 on the bridge: the OVS
+			// bridge and ports carry it, and the bridge → port and port →
+			// interface edges too.
+			for _, id := range []string{"ovsbr:" + ovs.Bridge, "ovsport:" + ovs.Bridge + "/" + ovs.Port1, "if:host/" + ovs.Port1} {
+				if v := stats["nodes_mainstat"][id]; v <= 0 {
+					t.Errorf("node %s: main stat %v after the ping", id, v)
+				}
+			}
+			for _, e := range []string{
+				"ovs_port:ovsbr:" + ovs.Bridge + "--ovsport:" + ovs.Bridge + "/" + ovs.Port2,
+				"ovs_interface:ovsport:" + ovs.Bridge + "/" + ovs.Port2 + "--if:host/" + ovs.Port2,
+			} {
+				if v := stats["edges_mainstat"][e]; v <= 0 {
+					t.Errorf("edge %s: main stat %v after the ping", e, v)
+				}
+			}
 		}
 		if lab == nil {
 			return
