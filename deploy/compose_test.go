@@ -85,7 +85,7 @@ type promConfig struct {
 func TestCompose(t *testing.T) {
 	var c composeFile
 	decodeFile(t, "docker-compose.yml", &c)
-	for _, name := range []string{"exporter", "prometheus", "grafana"} {
+	for _, name := range []string{"exporter", "prometheus", "alertmanager", "grafana"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Fatalf("docker-compose.yml: no service %q", name)
 		}
@@ -200,6 +200,44 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	t.Run("alertmanager", func(t *testing.T) {
+		a, p := c.Services["alertmanager"], c.Services["prometheus"]
+		if a.NetworkMode != "host" {
+			t.Errorf("alertmanager network_mode %q: must be host, where prometheus.yml sends alerts", a.NetworkMode)
+		}
+		cfgInside, ok := flagValue(a.Command, "config.file")
+		if !ok {
+			t.Fatal("alertmanager: no --config.file")
+		}
+		cfgHost, ok := a.hostPathOf(cfgInside)
+		if !ok {
+			t.Fatalf("alertmanager: %s is not mounted", cfgInside)
+		}
+		mustExist(t, "alertmanager config", cfgHost)
+		l, _ := flagValue(a.Command, "web.listen-address")
+		_, amPort, _ := net.SplitHostPort(l)
+		cfgProm, _ := p.hostPathOf(mustFlag(t, p.Command, "config.file"))
+		var cfg struct {
+			Alerting struct {
+				Alertmanagers []struct {
+					StaticConfigs []struct {
+						Targets []string `yaml:"targets"`
+					} `yaml:"static_configs"`
+				} `yaml:"alertmanagers"`
+			} `yaml:"alerting"`
+		}
+		decodeFile(t, cfgProm, &cfg)
+		var found bool
+		for _, am := range cfg.Alerting.Alertmanagers {
+			for _, sc := range am.StaticConfigs {
+				found = found || slices.Contains(sc.Targets, "127.0.0.1:"+amPort)
+			}
+		}
+		if !found {
+			t.Errorf("prometheus.yml does not send alerts to 127.0.0.1:%s, where Alertmanager listens", amPort)
+		}
+	})
+
 	t.Run("grafana", func(t *testing.T) {
 		g, p := c.Services["grafana"], c.Services["prometheus"]
 		if g.NetworkMode != "host" {
@@ -279,4 +317,14 @@ func TestDockerfile(t *testing.T) {
 	if m == nil || m[1] != m[2] {
 		t.Errorf("ENTRYPOINT does not run the binary copied from the build stage: %q", m)
 	}
+}
+
+// mustFlag returns the value of --name in args.
+func mustFlag(t *testing.T, args []string, name string) string {
+	t.Helper()
+	v, ok := flagValue(args, name)
+	if !ok {
+		t.Fatalf("no --%s in %v", name, args)
+	}
+	return v
 }

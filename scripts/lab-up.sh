@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (creates namespaces, bridges and starts daemons)"; exit 1
 fi
 
-pkgs=(docker.io openvswitch-switch libvirt-daemon-system qemu-system-x86 prometheus
+pkgs=(docker.io openvswitch-switch libvirt-daemon-system qemu-system-x86 prometheus prometheus-alertmanager
       iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils)
 missing=()
 for p in "${pkgs[@]}"; do
