@@ -198,3 +198,81 @@ func TestNodeGraphQueries(t *testing.T) {
 		t.Fatal("topology dashboard has no nodeGraph panel")
 	}
 }
+
+// TestNodeGraphLinksOpenTheTrafficDashboard: a node's data link sets
+// variables the traffic dashboard has, and those filter its panels.
+func TestNodeGraphLinksOpenTheTrafficDashboard(t *testing.T) {
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traffic struct {
+		UID        string `json:"uid"`
+		Templating struct {
+			List []struct {
+				Name string `json:"name"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(files["nta-traffic.json"], &traffic); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]bool{}
+	for _, v := range traffic.Templating.List {
+		vars[v.Name] = true
+	}
+	var topo struct {
+		Panels []struct {
+			Type        string `json:"type"`
+			FieldConfig struct {
+				Overrides []struct {
+					Matcher struct {
+						ID      string `json:"id"`
+						Options string `json:"options"`
+					} `json:"matcher"`
+					Properties []struct {
+						ID    string `json:"id"`
+						Value []struct {
+							Title, URL string
+						} `json:"value"`
+					} `json:"properties"`
+				} `json:"overrides"`
+			} `json:"fieldConfig"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(files["nta-topology.json"], &topo); err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for _, p := range topo.Panels {
+		if p.Type != "nodeGraph" {
+			continue
+		}
+		for _, o := range p.FieldConfig.Overrides {
+			for _, pr := range o.Properties {
+				if pr.ID == "links" && o.Matcher.Options == "id" {
+					for _, l := range pr.Value {
+						urls = append(urls, l.URL)
+					}
+				}
+			}
+		}
+	}
+	if len(urls) == 0 {
+		t.Fatal("the node graph's id field has no data link")
+	}
+	setVar := regexp.MustCompile(`var-([a-z_]+)=`)
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "/d/"+traffic.UID+"/") {
+			t.Errorf("link %s does not open the traffic dashboard (uid %s)", u, traffic.UID)
+		}
+		for _, m := range setVar.FindAllStringSubmatch(u, -1) {
+			if !vars[m[1]] {
+				t.Errorf("link %s sets var-%s, which the traffic dashboard does not have", u, m[1])
+			}
+			if m[1] != "instance" && !strings.Contains(string(files["nta-traffic.json"]), `=~\"$`+m[1]+`\"`) {
+				t.Errorf("no traffic panel filters on $%s", m[1])
+			}
+		}
+	}
+}

@@ -74,6 +74,13 @@ func nodeGraphPanel() *nodegraph.PanelBuilder {
 	for _, tr := range nodeGraphTransformations() {
 		p = p.WithTransformation(tr)
 	}
+	// A node's context menu opens the traffic dashboard on it: the node's
+	// title is a container's or VM's name (the traffic dashboard's
+	// container and domain variables), an interface's name otherwise.
+	p = p.OverrideByName("id", []dashboard.DynamicConfigValue{{Id: "links", Value: []map[string]any{{
+		"title": "nta/Traffic of ${__data.fields.title}",
+		"url":   "/d/nta-traffic/nta-traffic?${__url_time_range}&var-instance=${instance}&var-container=${__data.fields.title}&var-domain=${__data.fields.title}",
+	}}}})
 	return p.Nodes(nodeGraphNodeOptions()).
 		Edges(nodeGraphEdgeOptions()).
 		ZoomMode(nodegraph.ZoomModeCooperative)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
@@ -28,6 +29,8 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 		rxBytes = "nta_container_network_receive_bytes_total"
 		txBytes = "nta_container_network_transmit_bytes_total"
 		host    = `netns="host"`
+		ctrSel  = `container=~"$container"`
+		vmSel   = `domain=~"$domain"`
 	)
 	return dashboard.NewDashboardBuilder("nta / Traffic").
 		Uid("nta-traffic").
@@ -41,19 +44,21 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 		Link(link()).
 		WithVariable(datasourceVariable()).
 		WithVariable(instanceVariable(true)).
+		WithVariable(workloadVariable("container", "Container", "nta_docker_container_info")).
+		WithVariable(workloadVariable("domain", "VM", "nta_libvirt_domain_info")).
 		WithRow(dashboard.NewRowBuilder("Containers")).
 		WithPanel(series("Received by container", "Bytes/s the container received, read on its own interface (not the host-side veth, whose transmit it is).", "Bps").
-			WithTarget(rangeQuery("A", rate("container", rxBytes, ""), "{{container}}"))).
+			WithTarget(rangeQuery("A", rate("container", rxBytes, ctrSel), "{{container}}"))).
 		WithPanel(series("Transmitted by container", "Bytes/s the container sent, read on its own interface.", "Bps").
-			WithTarget(rangeQuery("A", rate("container", txBytes, ""), "{{container}}"))).
+			WithTarget(rangeQuery("A", rate("container", txBytes, ctrSel), "{{container}}"))).
 		WithPanel(series("Packets by container", "Packets/s received (rx) and transmitted (tx) by each container.", "pps").
-			WithTarget(rangeQuery("A", rate("container", "nta_container_network_receive_packets_total", ""), "{{container}} rx")).
-			WithTarget(rangeQuery("B", rate("container", "nta_container_network_transmit_packets_total", ""), "{{container}} tx"))).
+			WithTarget(rangeQuery("A", rate("container", "nta_container_network_receive_packets_total", ctrSel), "{{container}} rx")).
+			WithTarget(rangeQuery("B", rate("container", "nta_container_network_transmit_packets_total", ctrSel), "{{container}} tx"))).
 		WithPanel(series("Drops and errors by container", "Packets/s dropped or in error on each container's interfaces; anything above zero deserves a look.", "pps").
-			WithTarget(rangeQuery("A", rate("container", "nta_container_network_receive_drops_total", ""), "{{container}} rx drops")).
-			WithTarget(rangeQuery("B", rate("container", "nta_container_network_transmit_drops_total", ""), "{{container}} tx drops")).
-			WithTarget(rangeQuery("C", rate("container", "nta_container_network_receive_errors_total", ""), "{{container}} rx errors")).
-			WithTarget(rangeQuery("D", rate("container", "nta_container_network_transmit_errors_total", ""), "{{container}} tx errors"))).
+			WithTarget(rangeQuery("A", rate("container", "nta_container_network_receive_drops_total", ctrSel), "{{container}} rx drops")).
+			WithTarget(rangeQuery("B", rate("container", "nta_container_network_transmit_drops_total", ctrSel), "{{container}} tx drops")).
+			WithTarget(rangeQuery("C", rate("container", "nta_container_network_receive_errors_total", ctrSel), "{{container}} rx errors")).
+			WithTarget(rangeQuery("D", rate("container", "nta_container_network_transmit_errors_total", ctrSel), "{{container}} tx errors"))).
 		WithRow(dashboard.NewRowBuilder("Host interfaces (host namespace)")).
 		WithPanel(series("Received by interface (top 10)", "Bytes/s received by interfaces of the host namespace, from each interface's own point of view: a host-side veth receives what its container sends.", "Bps").
 			WithTarget(rangeQuery("A", topk10(rate("interface", "nta_interface_receive_bytes_total", host)), "{{interface}}"))).
@@ -66,15 +71,15 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 			WithTarget(rangeQuery("B", topk10(rate("interface", "nta_interface_receive_errors_total", host)+" + "+rate("interface", "nta_interface_transmit_errors_total", host)), "{{interface}} errors"))).
 		WithRow(dashboard.NewRowBuilder("VMs (libvirt)")).
 		WithPanel(series("Received by VM NIC", "Bytes/s each VM NIC received, from the VM's point of view (its tap's transmit counter).", "Bps").
-			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_bytes_total", ""), "{{domain}} {{mac}}"))).
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_bytes_total", vmSel), "{{domain}} {{mac}}"))).
 		WithPanel(series("Transmitted by VM NIC", "Bytes/s each VM NIC sent (its tap's receive counter).", "Bps").
-			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_transmit_bytes_total", ""), "{{domain}} {{mac}}"))).
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_transmit_bytes_total", vmSel), "{{domain}} {{mac}}"))).
 		WithPanel(series("Packets by VM NIC", "Packets/s received (rx) and transmitted (tx) by each VM NIC.", "pps").
-			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_packets_total", ""), "{{domain}} {{mac}} rx")).
-			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_transmit_packets_total", ""), "{{domain}} {{mac}} tx"))).
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_packets_total", vmSel), "{{domain}} {{mac}} rx")).
+			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_transmit_packets_total", vmSel), "{{domain}} {{mac}} tx"))).
 		WithPanel(series("Drops and errors by VM NIC", "Packets/s dropped or in error on the way to or from each VM NIC.", "pps").
-			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_drops_total", "")+" + "+rate("domain, mac", "nta_vm_network_transmit_drops_total", ""), "{{domain}} {{mac}} drops")).
-			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_receive_errors_total", "")+" + "+rate("domain, mac", "nta_vm_network_transmit_errors_total", ""), "{{domain}} {{mac}} errors"))).
+			WithTarget(rangeQuery("A", rate("domain, mac", "nta_vm_network_receive_drops_total", vmSel)+" + "+rate("domain, mac", "nta_vm_network_transmit_drops_total", vmSel), "{{domain}} {{mac}} drops")).
+			WithTarget(rangeQuery("B", rate("domain, mac", "nta_vm_network_receive_errors_total", vmSel)+" + "+rate("domain, mac", "nta_vm_network_transmit_errors_total", vmSel), "{{domain}} {{mac}} errors"))).
 		WithRow(dashboard.NewRowBuilder("Open vSwitch")).
 		WithPanel(series("Traffic by OVS bridge", "Bytes/s received (rx) and transmitted (tx) by the ports of each OVS bridge together, from the Interface table's statistics (refreshed every 5 s by ovs-vswitchd).", "Bps").
 			WithTarget(rangeQuery("A", rate("bridge", "nta_ovs_interface_receive_bytes_total", ""), "{{bridge}} rx")).
@@ -112,6 +117,21 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 		WithPanel(series("Flows folded into overflow", "Flows per second folded into the overflow series because a budget was reached (per interface or total).", "short").
 			WithTarget(rangeQuery("A", rate("interface", "nta_flow_folded_flows_total", ""), "{{interface}} per-interface budget")).
 			WithTarget(rangeQuery("B", rate("interface", "nta_flow_evicted_flows_total", ""), "{{interface}} total budget")))
+}
+
+// workloadVariable lets the user pick containers or VMs (name) by the
+// label of family; the Node Graph's data links set it to one node.
+func workloadVariable(name, label, family string) *dashboard.QueryVariableBuilder {
+	q := "label_values(" + family + "{" + instanceSel + "}, " + name + ")"
+	return dashboard.NewQueryVariableBuilder(name).
+		Label(label).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
+		Definition(q).
+		Datasource(datasource()).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).IncludeAll(true).AllValue(".*").
+		Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("All")}, Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")}})
 }
 
 // series is a time-series panel, half the width, with a table legend.

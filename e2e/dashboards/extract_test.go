@@ -20,6 +20,8 @@ import (
 // names first: strings.Replacer prefers the earlier of two matches.
 var grafanaVars = strings.NewReplacer(
 	"${instance}", ".*", "$instance", ".*",
+	"${container}", ".*", "$container", ".*",
+	"${domain}", ".*", "$domain", ".*",
 	"${__rate_interval}", "1m", "$__rate_interval", "1m",
 	"${__interval_ms}", "15000", "$__interval_ms", "15000",
 	"${__interval}", "15s", "$__interval", "15s",
