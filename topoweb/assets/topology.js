@@ -79,7 +79,8 @@
       var item = byID[e.id];
       if (!item) return;
       var tr = e.traffic;
-      var label = labelFor(item);
+      // A veth_link repeats the veth pair's rate: said in its tooltip only.
+      var label = e.kind === "veth_link" ? null : labelFor(item);
       var on = tr && tr.bytes_per_second > 0;
       item.g.classList.toggle("busy", !!on);
       if (label) label.textContent = on ? human(tr.bytes_per_second) : "";
