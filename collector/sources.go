@@ -129,6 +129,10 @@ func (s *Sources) views() topology.Views {
 	}
 }
 
+// Views returns the daemons' current views as the graph collector reads
+// them: a daemon not watched or not reachable has a nil view.
+func (s *Sources) Views() topology.Views { return s.views() }
+
 // currentView returns src's view, nil when src is nil (the daemon is not
 // watched) or cannot give one (not reachable).
 func currentView[V any](src interface{ View() (V, error) }) *V {
@@ -161,15 +165,23 @@ func NewHostCache(scanner *hostnet.Scanner, maxAge time.Duration) *HostCache {
 // Snapshot returns a recent scan, scanning when the last one is too old.
 // Callers must not modify the result.
 func (h *HostCache) Snapshot(ctx context.Context) (*hostnet.Snapshot, error) {
+	snap, _, err := h.SnapshotAt(ctx)
+	return snap, err
+}
+
+// SnapshotAt is Snapshot with the time the scan was taken, for rates
+// computed between two snapshots.
+func (h *HostCache) SnapshotAt(ctx context.Context) (*hostnet.Snapshot, time.Time, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.snap != nil && time.Since(h.taken) < h.maxAge {
-		return h.snap, nil
+		return h.snap, h.taken, nil
 	}
+	start := time.Now()
 	snap, err := h.scanner.Scan(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	h.snap, h.taken = snap, time.Now()
-	return snap, nil
+	h.snap, h.taken = snap, start
+	return snap, start, nil
 }

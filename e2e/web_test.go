@@ -76,8 +76,27 @@ func TestWebConfigBasicAuthAndGzip(t *testing.T) {
 	}
 	landing := get("/", "prom", "s3cret", false)
 	page, _ := io.ReadAll(landing.Body)
-	if !strings.Contains(string(page), `href="/metrics"`) {
-		t.Errorf("landing page lacks a link to /metrics:\n%.300s", page)
+	if !strings.Contains(string(page), `href="/metrics"`) || !strings.Contains(string(page), `href="/topology"`) {
+		t.Errorf("landing page lacks a link to /metrics or /topology:\n%.300s", page)
+	}
+	// The topology page, its script, data and drawing sit behind the same auth.
+	for _, path := range []string{"/topology", "/topology.js", "/topology.json", "/topology.svg"} {
+		if r := get(path, "", "", false); r == nil || r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %v, want 401", path, r)
+		}
+		if r := get(path, "prom", "wrong", false); r == nil || r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong password: %v, want 401", path, r)
+		}
+		r := get(path, "prom", "s3cret", false)
+		if r == nil || r.StatusCode != http.StatusOK {
+			t.Errorf("%s with credentials: %v, want 200", path, r)
+			continue
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if len(body) == 0 {
+			t.Errorf("%s: empty body", path)
+		}
 	}
 
 	// SIGTERM: clean shutdown, exit 0.

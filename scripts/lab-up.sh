@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (idempotently) and starts everything nta's tests need on a fresh
 # Debian 12 machine, as root and without systemd: Docker Engine, libvirt +
-# QEMU, Open vSwitch, Prometheus/promtool and the traffic tools.
+# QEMU, Open vSwitch, Prometheus/promtool, the traffic tools and headless
+# Chromium.
 set -euo pipefail
 
 log() { printf 'lab-up: %s\n' "$*" >&2; }
@@ -11,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(docker.io openvswitch-switch libvirt-daemon-system qemu-system-x86 prometheus prometheus-alertmanager
-      iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils)
+      iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils
+      chromium)  # chromium: headless browser of the topology page test (e2e/page_test.go)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

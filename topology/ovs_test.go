@@ -100,7 +100,7 @@ func TestOVSRolesAndKinds(t *testing.T) {
 		}
 	}
 	var dot bytes.Buffer
-	if err := g.WriteDOT(&dot); err != nil || !strings.Contains(dot.String(), `"ovsif:p-a" -> "ovsif:p-b" [label="ovs_patch", dir=none, style=bold]`) {
+	if err := g.WriteDOT(&dot); err != nil || !strings.Contains(dot.String(), `"ovsif:p-a" -> "ovsif:p-b" [id="ovs_patch:ovsif:p-a--ovsif:p-b", class="ovs_patch"`) {
 		t.Errorf("dot (%v):\n%s", err, dot.String())
 	}
 }

@@ -158,7 +158,7 @@ func TestRenderers(t *testing.T) {
 	if err := g.WriteDOT(&dot); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(dot.String(), "digraph nta {") || !strings.Contains(dot.String(), `"if:host/veth0" -> "if:host/veth1" [label="veth", dir=none`) {
+	if !strings.HasPrefix(dot.String(), "digraph nta {") || !strings.Contains(dot.String(), `"if:host/veth0" -> "if:host/veth1" [id="veth:if:host/veth0--if:host/veth1", class="veth"`) {
 		t.Errorf("dot output:\n%s", dot.String())
 	}
 }

@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flows := addFlowFlags(app)
 	s.flows = flows
 	topoCmd := app.Command("topology", "Print the reconstructed host topology once and exit.")
-	topoFormat := topoCmd.Flag("format", "Output format: text, json or dot.").Default("text").Enum("text", "json", "dot")
+	topoFormat := topoCmd.Flag("format", "Output format: text, json, dot or svg (laid out by the embedded Graphviz).").Default("text").Enum("text", "json", "dot", "svg")
 	topoDocker := topoCmd.Flag("docker", "Ask the Docker Engine for containers and networks.").Default("true").Bool()
 	topoLibvirt := topoCmd.Flag("libvirt", "Ask libvirtd for VMs and libvirt networks.").Default("true").Bool()
 	topoOVS := topoCmd.Flag("ovs", "Ask ovsdb-server for Open vSwitch bridges, ports and interfaces.").Default("true").Bool()

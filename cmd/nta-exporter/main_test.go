@@ -13,7 +13,7 @@ func TestRunExitCodes(t *testing.T) {
 		out  string
 	}{
 		{[]string{"--no-such-flag"}, exitUsage, "unknown long flag '--no-such-flag'"},
-		{[]string{"topology", "--format=svg"}, exitUsage, "enum value must be one of text,json,dot"},
+		{[]string{"topology", "--format=png"}, exitUsage, "enum value must be one of text,json,dot,svg"},
 		{[]string{"--log.level=loud"}, exitUsage, "loud"},
 		{[]string{"--scrape.timeout=soon"}, exitUsage, "soon"},
 		{[]string{"--version"}, 0, "nta-exporter, version"},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tangfeixiong/nta/collector"
+	"github.com/tangfeixiong/nta/topoweb"
 )
 
 type serveFlags struct {
@@ -41,8 +42,10 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	enabled := s.collectors.Enabled()
 	needs := collector.SourcesNeeded(enabled)
 	src := &collector.Sources{}
+	// The topology page reads the host even when no collector does.
+	host := collector.NewHostCache(newScanner(o, logger), *s.cacheAge)
 	if needs.Has(collector.NeedHost) {
-		src.Host = collector.NewHostCache(newScanner(o, logger), *s.cacheAge)
+		src.Host = host
 	}
 	if needs.Has(collector.NeedDocker) {
 		w, err := newDocker(o, logger)
@@ -90,12 +93,23 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 
 	mux := http.NewServeMux()
 	mux.Handle(*s.metricsPath, handler)
+	renderer, err := topoweb.NewRenderer(ctx)
+	if err != nil {
+		return fmt.Errorf("topology page: %w", err)
+	}
+	defer renderer.Close()
+	topoweb.NewHandler(topoweb.Source{Snapshot: host.SnapshotAt, Views: src.Views}, renderer,
+		topoweb.Options{Timeout: *s.timeout, Logger: logger.With("component", "topology-page")}).Register(mux)
 	if *s.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "nta exporter",
 			Description: "Network topology and traffic of this host: namespaces, bridges, veths, containers",
 			Version:     version.Info(),
-			Links:       []web.LandingLinks{{Address: *s.metricsPath, Text: "Metrics"}},
+			Links: []web.LandingLinks{
+				{Address: *s.metricsPath, Text: "Metrics"},
+				{Address: topoweb.PagePath, Text: "Topology (live traffic map)"},
+				{Address: topoweb.SVGPath, Text: "Topology (SVG)"},
+			},
 		})
 		if err != nil {
 			return fmt.Errorf("landing page: %w", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tangfeixiong/nta/topology"
+	"github.com/tangfeixiong/nta/topoweb"
 )
 
 // topoSources are the daemons the topology command asks.
@@ -50,6 +51,8 @@ func runTopology(o options, format string, ask topoSources, out io.Writer, logge
 		err = g.WriteJSON(out)
 	case "dot":
 		err = g.WriteDOT(out)
+	case "svg":
+		err = writeSVG(ctx, g, out)
 	default:
 		err = g.WriteText(out)
 	}
@@ -58,6 +61,21 @@ func runTopology(o options, format string, ask topoSources, out io.Writer, logge
 		return 1
 	}
 	return 0
+}
+
+// writeSVG lays g out with the embedded Graphviz and writes the SVG.
+func writeSVG(ctx context.Context, g *topology.Graph, out io.Writer) error {
+	r, err := topoweb.NewRenderer(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	svg, _, err := r.SVG(ctx, g)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(svg)
+	return err
 }
 
 // viewOnce runs a daemon's watcher until its first view, for at most

@@ -1,0 +1,109 @@
+// Package topoweb is nta's own picture of the host: the topology laid out
+// as SVG by Graphviz's dot (compiled to WebAssembly and run in pure Go by
+// wazero, through github.com/goccy/go-graphviz), and a live page served by
+// the exporter that polls a JSON of the graph with traffic rates on its
+// edges. Everything the page needs is embedded in the binary.
+package topoweb
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/goccy/go-graphviz"
+
+	"github.com/tangfeixiong/nta/topology"
+)
+
+// gvMu serialises every call into Graphviz: go-graphviz runs one
+// WebAssembly instance per process (its package state), whose memory and
+// allocator are not safe for concurrent use, whatever Renderer calls it.
+var gvMu sync.Mutex
+
+// Renderer turns graphs into SVG and keeps the last drawing, so that a
+// page polling an unchanged topology costs one DOT write and a hash, not a
+// layout. A Renderer is safe for concurrent use.
+type Renderer struct {
+	mu      sync.Mutex
+	gv      *graphviz.Graphviz
+	lastKey string
+	lastSVG []byte
+}
+
+// NewRenderer starts a Graphviz context. Close it when done.
+func NewRenderer(ctx context.Context) (*Renderer, error) {
+	gvMu.Lock()
+	defer gvMu.Unlock()
+	gv, err := graphviz.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start graphviz (WebAssembly): %w", err)
+	}
+	return &Renderer{gv: gv}, nil
+}
+
+// Close releases the Graphviz context.
+func (r *Renderer) Close() error {
+	gvMu.Lock()
+	defer gvMu.Unlock()
+	return r.gv.Close()
+}
+
+// DOT returns g's DOT text and its layout key: a digest of the text, which
+// changes exactly when the drawing would.
+func DOT(g *topology.Graph) ([]byte, string, error) {
+	var dot bytes.Buffer
+	if err := g.WriteDOT(&dot); err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(dot.Bytes())
+	return dot.Bytes(), hex.EncodeToString(sum[:8]), nil
+}
+
+// SVG lays g out and returns the SVG and its layout key (see [DOT]). Every
+// node and edge group carries its graph id as data-id (and its kind in
+// class), so a page or a test can find it.
+func (r *Renderer) SVG(ctx context.Context, g *topology.Graph) ([]byte, string, error) {
+	dot, key, err := DOT(g)
+	if err != nil {
+		return nil, "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if key == r.lastKey {
+		return r.lastSVG, key, nil
+	}
+	svg, err := r.render(ctx, dot)
+	if err != nil {
+		return nil, "", err
+	}
+	r.lastKey, r.lastSVG = key, svg
+	return svg, key, nil
+}
+
+func (r *Renderer) render(ctx context.Context, dot []byte) ([]byte, error) {
+	gvMu.Lock()
+	defer gvMu.Unlock()
+	graph, err := graphviz.ParseBytes(dot)
+	if err != nil {
+		return nil, fmt.Errorf("graphviz cannot parse the DOT nta wrote (a bug: report it with `nta-exporter topology --format dot`): %w", err)
+	}
+	defer graph.Close()
+	var out bytes.Buffer
+	if err := r.gv.Render(ctx, graph, graphviz.SVG, &out); err != nil {
+		return nil, fmt.Errorf("graphviz layout: %w", err)
+	}
+	return tagIDs(out.Bytes()), nil
+}
+
+// groupID matches the opening tag graphviz writes for a node or an edge
+// with an id attribute.
+var groupID = regexp.MustCompile(`<g id="([^"]*)" class="(node|edge)`)
+
+// tagIDs copies each node's and edge's id into data-id.
+func tagIDs(svg []byte) []byte {
+	return groupID.ReplaceAll(svg, []byte(`<g id="$1" data-id="$1" class="$2`))
+}

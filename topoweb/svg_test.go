@@ -1,0 +1,130 @@
+package topoweb
+
+import (
+	"context"
+	"html"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tangfeixiong/nta/topology"
+)
+
+// box is a rectangle in SVG coordinates.
+type box struct{ x0, y0, x1, y1 float64 }
+
+func (b box) contains(x, y float64) bool { return x >= b.x0 && x <= b.x1 && y >= b.y0 && y <= b.y1 }
+
+// drawing is what a reader of the SVG sees: where each node's label is,
+// which boxes (clusters) there are, which ids carry data-id.
+type drawing struct {
+	nodes    map[string][2]float64 // data-id → label position
+	clusters map[string]box        // cluster id → bounds
+	dataIDs  map[string]bool       // every data-id (nodes and edges)
+}
+
+var (
+	group   = regexp.MustCompile(`(?s)<g id="([^"]*)"(?: data-id="([^"]*)")? class="([^"]*)">(.*?)</g>`)
+	textPos = regexp.MustCompile(`<text[^>]* x="(-?[\d.]+)" y="(-?[\d.]+)"`)
+	number  = regexp.MustCompile(`-?\d+(?:\.\d+)?`)
+)
+
+func parseDrawing(t *testing.T, svg string) drawing {
+	t.Helper()
+	d := drawing{nodes: map[string][2]float64{}, clusters: map[string]box{}, dataIDs: map[string]bool{}}
+	for _, m := range group.FindAllStringSubmatch(svg, -1) {
+		id, dataID, class, body := html.UnescapeString(m[1]), html.UnescapeString(m[2]), m[3], m[4]
+		if dataID != "" {
+			d.dataIDs[dataID] = true
+		}
+		switch strings.Fields(class)[0] {
+		case "node":
+			p := textPos.FindStringSubmatch(body)
+			if p == nil {
+				t.Fatalf("node %s has no label", id)
+			}
+			x, _ := strconv.ParseFloat(p[1], 64)
+			y, _ := strconv.ParseFloat(p[2], 64)
+			d.nodes[dataID] = [2]float64{x, y}
+		case "cluster":
+			path := regexp.MustCompile(`(?: d| points)="([^"]*)"`).FindStringSubmatch(body)
+			if path == nil {
+				t.Fatalf("cluster %s has no outline", id)
+			}
+			nums := number.FindAllString(path[1], -1)
+			b := box{1e9, 1e9, -1e9, -1e9}
+			for i := 0; i+1 < len(nums); i += 2 {
+				x, _ := strconv.ParseFloat(nums[i], 64)
+				y, _ := strconv.ParseFloat(nums[i+1], 64)
+				b.x0, b.x1 = min(b.x0, x), max(b.x1, x)
+				b.y0, b.y1 = min(b.y0, y), max(b.y1, y)
+			}
+			d.clusters[id] = b
+		}
+	}
+	return d
+}
+
+func TestSVGReadsLikeTheLabNotes(t *testing.T) {
+	snap, views := synthHost(6, 2, 3, 1)
+	g := topology.Build(snap, views)
+	r, err := NewRenderer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	svg, key, err := r.SVG(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := parseDrawing(t, string(svg))
+	for _, n := range g.Nodes {
+		if _, ok := d.nodes[n.ID]; !ok {
+			t.Errorf("node %s (%s) not drawn with data-id", n.ID, n.Kind)
+		}
+	}
+	for _, e := range g.Edges {
+		if !d.dataIDs[e.ID] && !topology.HiddenEdgeKinds[e.Kind] {
+			t.Errorf("edge %s not drawn with data-id", e.ID)
+		}
+	}
+	x := func(id string) float64 { return d.nodes[id][0] }
+	bridges := []string{"if:host/docker0", "if:host/br-lnmp0001", "if:host/virbr0", "ovsbr:br-int"}
+	for i := range 6 {
+		ns := "docker:sb000" + strconv.Itoa(i)
+		b, ok := d.clusters["cluster:"+topology.NetnsID(ns)]
+		if !ok {
+			t.Fatalf("no box for %s: %v", ns, d.clusters)
+		}
+		ctr := topology.ContainerID(views.Docker.Containers[i].ID)
+		for _, id := range []string{ctr, topology.InterfaceID(ns, "eth0"), topology.NetnsID(ns)} {
+			if p := d.nodes[id]; !b.contains(p[0], p[1]) {
+				t.Errorf("%s at %v outside its container's box %v", id, p, b)
+			}
+		}
+		for _, br := range bridges {
+			if x(topology.InterfaceID(ns, "eth0")) >= x(br) {
+				t.Errorf("container interface %s not left of bridge %s", ns, br)
+			}
+		}
+	}
+	vm := d.clusters["cluster:"+topology.VMID(views.Libvirt.Domains[0].UUID)]
+	if p := d.nodes["if:host/vnet0"]; !vm.contains(p[0], p[1]) {
+		t.Errorf("tap vnet0 at %v outside its VM's box %v", p, vm)
+	}
+	for _, edge := range []string{"if:host/eth0", "tunnel:192.0.2.99"} {
+		for _, br := range bridges {
+			if x(edge) <= x(br) {
+				t.Errorf("%s (x %.0f) not right of bridge %s (x %.0f)", edge, x(edge), br, x(br))
+			}
+		}
+	}
+	if x("if:host/nt-v0") != x("if:host/nt-v1") {
+		t.Errorf("the veth joining nt-br0 and nt-br1 is not a short straight line: ends at x %.0f and %.0f", x("if:host/nt-v0"), x("if:host/nt-v1"))
+	}
+	again, key2, err := r.SVG(context.Background(), topology.Build(snap, views))
+	if err != nil || key2 != key || &again[0] != &svg[0] {
+		t.Errorf("unchanged graph laid out again (key %s→%s, err %v)", key, key2, err)
+	}
+}
