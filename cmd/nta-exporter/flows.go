@@ -107,6 +107,9 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 		if capCfg.Filter, err = afpacket.ParseBPF(text); err != nil {
 			return nil, fmt.Errorf("--collector.flows.filter-bpf: %w", err)
 		}
+		if capCfg.Filter == nil {
+			return nil, fmt.Errorf("--collector.flows.filter-bpf=%s holds no program: give the output of `tcpdump -ddd EXPR`, or leave the flag out to capture everything", f.filterBPF)
+		}
 	}
 	agg := flowagg.NewAggregator(cfg)
 	capt, err := afpacket.NewCapturer(capCfg, agg, collector.CaptureRoles{Src: src}, logger.With("component", "capture"))
