@@ -19,7 +19,7 @@ const documentedCaps = "sys_admin,sys_ptrace,net_raw,dac_read_search"
 // startAsUser runs the exporter binary as a throwaway uid (no passwd entry
 // needed) in the docker group, with exactly caps as its inheritable,
 // ambient and bounding sets, through setpriv.
-func startAsUser(t *testing.T, caps string) *testenv.Exporter {
+func startAsUser(t *testing.T, caps string, extra ...string) *testenv.Exporter {
 	t.Helper()
 	bin := testenv.ExporterBinary(t)
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
@@ -38,6 +38,7 @@ func startAsUser(t *testing.T, caps string) *testenv.Exporter {
 	args := []string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), fmt.Sprintf("--groups=%d", st.Gid),
 		"--inh-caps=" + set, "--ambient-caps=" + set, "--bounding-set=" + set, "--",
 		bin, "--web.listen-address=" + addr, "--log.level=debug", "--no-collector.libvirt"}
+	args = append(args, extra...)
 	p := testenv.Start(t, "nta-exporter (setpriv "+caps+")", "setpriv", args...)
 	e := &testenv.Exporter{Process: p, Addr: addr, URL: "http://" + addr}
 	p.WaitHTTP(t, e.URL+"/metrics", 20*time.Second)

@@ -150,7 +150,7 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 	defer close(c.quit)
 	defer c.stopAll("capture stopped")
 
-	if err := probeSocket(); err != nil {
+	if err := probeSocket(c.filter); err != nil {
 		return err
 	}
 	var unsubscribe func()
@@ -209,15 +209,19 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 	}
 }
 
-// probeSocket checks that AF_PACKET sockets can be opened at all, so that an
-// unprivileged exporter fails its flows collector at once, not only when an
-// interface is selected.
-func probeSocket() error {
+// probeSocket checks that AF_PACKET sockets can be opened at all and that
+// the kernel takes the socket filter, so that an unprivileged exporter or a
+// bad filter fails the flows collector at once, not only once an interface
+// is selected. The socket is never bound: it receives nothing.
+func probeSocket(filter []bpf.RawInstruction) error {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return openSocketError(err)
 	}
-	unix.Close(fd)
+	defer unix.Close(fd)
+	if err := attachFilter(fd, filter); err != nil {
+		return fmt.Errorf("capture filter: %w", err)
+	}
 	return nil
 }
 

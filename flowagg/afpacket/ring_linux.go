@@ -88,6 +88,18 @@ func openSocketError(err error) error {
 	return fmt.Errorf("AF_PACKET socket: %w", err)
 }
 
+// attachFilter attaches a classic BPF program (none when empty) to fd.
+func attachFilter(fd int, filter []bpf.RawInstruction) error {
+	if len(filter) == 0 {
+		return nil
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		return fmt.Errorf("attach capture filter: %w: %w — fix --collector.flows.filter-bpf (check it with `tcpdump -d`); capture stops rather than retrying it", ErrFilterRejected, err)
+	}
+	return nil
+}
+
 // errIfaceGone says the interface the ring was bound to no longer exists.
 var errIfaceGone = errors.New("interface vanished")
 
@@ -108,11 +120,8 @@ func openRing(o ringOptions) (r *ring, err error) {
 	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return r, fmt.Errorf("%s: setsockopt PACKET_VERSION TPACKET_V3: %w — needs Linux 3.2 or later", o.name, err)
 	}
-	if len(o.filter) > 0 {
-		prog := unix.SockFprog{Len: uint16(len(o.filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&o.filter[0]))}
-		if err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-			return r, fmt.Errorf("%s: attach capture filter: %w: %w — fix --collector.flows.filter-bpf (check it with `tcpdump -d`); capture stops rather than retrying it", o.name, ErrFilterRejected, err)
-		}
+	if err = attachFilter(fd, o.filter); err != nil {
+		return r, fmt.Errorf("%s: %w", o.name, err)
 	}
 	req := unix.TpacketReq3{
 		Block_size:     uint32(o.blockSize),
