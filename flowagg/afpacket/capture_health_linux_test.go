@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,5 +213,53 @@ func TestLinkFeedLossResubscribes(t *testing.T) {
 	defer feed.mu.Unlock()
 	if feed.calls != 2 {
 		t.Errorf("%d subscriptions, want 2", feed.calls)
+	}
+}
+
+// TestLinkFeedENOBUFSResubscribes: with a link feed socket of the smallest
+// receive buffer, a burst of interface changes makes the kernel drop
+// notifications (ENOBUFS) for real; capture resubscribes, counts it, and
+// an interface created afterwards is still picked up by notification (the
+// rescan is an hour away).
+func TestLinkFeedENOBUFSResubscribes(t *testing.T) {
+	requirePrivileged(t)
+	c, _ := newTestCapturer(t, CaptureConfig{Selector: Selector{Names: []string{fmt.Sprintf("ntc%d_*", os.Getpid()%100000)}}, Rescan: time.Hour})
+	c.feedBuffer = 1 // the kernel's minimum
+	runCapturer(t, c)
+	time.Sleep(200 * time.Millisecond)
+	var batch strings.Builder
+	prefix := fmt.Sprintf("ntb%d_", os.Getpid()%100000)
+	for i := range 40 {
+		fmt.Fprintf(&batch, "link add %s%da type veth peer name %s%db\n", prefix, i, prefix, i)
+	}
+	missed := testVeth{host: fmt.Sprintf("ntc%d_burst", os.Getpid()%100000)} // made in the burst: its notification may be lost
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", missed.host).Run() })
+	fmt.Fprintf(&batch, "link add %s type veth peer name %sp\nlink set %s up\n", missed.host, prefix, missed.host)
+	for i := range 40 {
+		fmt.Fprintf(&batch, "link del %s%da\n", prefix, i)
+	}
+	path := t.TempDir() + "/burst"
+	if err := os.WriteFile(path, []byte(batch.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := strings.Join(strings.SplitN(batch.String(), "\n", 81)[:80], "\n") + "\n" // the 40 add/del pairs only
+	if err := os.WriteFile(path+".again", []byte(again), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-batch", path)
+	for try := 0; try < 4 && c.LinkResubscribes() == 0; try++ {
+		run(t, "ip", "-batch", path+".again")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c.LinkResubscribes() == 0 {
+		t.Skip("the kernel did not drop link notifications for a 2 KiB buffer here; covered by TestLinkFeedLossResubscribes")
+	}
+	if _, ok := ifaceStats(c, missed.host); !ok {
+		waitFor(t, 3*time.Second, "the resync scan after the loss to pick up an interface made during the burst", func() bool { _, ok := ifaceStats(c, missed.host); return ok })
+	}
+	v := newVeth(t)
+	waitFor(t, 3*time.Second, "an interface created after the loss, picked up by notification", func() bool { _, ok := ifaceStats(c, v.host); return ok })
+	if err := c.lastFeedErr(); err == nil || !strings.Contains(err.Error(), "no buffer space") {
+		t.Errorf("recorded feed error %v, want ENOBUFS", err)
 	}
 }

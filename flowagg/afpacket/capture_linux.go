@@ -54,6 +54,7 @@ type Capturer struct {
 	// subscribe starts the netlink link feed (netlink.LinkSubscribeWithOptions).
 	subscribe func(ch chan<- netlink.LinkUpdate, done <-chan struct{}, opts netlink.LinkSubscribeOptions) error
 
+	feedBuffer       int           // receive buffer of the link feed socket (tests make it tiny)
 	linkResubscribes atomic.Uint64 // link feed ends (ENOBUFS) followed by a resubscribe
 	lastFeedLoss     time.Time     // Run goroutine only
 	feedErr          atomic.Pointer[error]
@@ -121,8 +122,9 @@ func NewCapturer(cfg CaptureConfig, agg *flowagg.Aggregator, roles RoleSource, l
 		quit:      make(chan struct{}),
 		ifaces:    make(map[string]*ifaceCapture),
 		failed:    make(map[string]ifaceFailure),
-		open:      openRing,
-		subscribe: netlink.LinkSubscribeWithOptions,
+		open:       openRing,
+		subscribe:  netlink.LinkSubscribeWithOptions,
+		feedBuffer: 1 << 20,
 	}, nil
 }
 
@@ -239,7 +241,7 @@ func (c *Capturer) subscribeLinks(ctx context.Context) (<-chan netlink.LinkUpdat
 			}
 		},
 		// Room for the burst of a namespace churn; capped by net.core.rmem_max.
-		ReceiveBufferSize: 1 << 20,
+		ReceiveBufferSize: c.feedBuffer,
 	})
 	if err != nil {
 		c.feedErr.Store(&err)
@@ -536,8 +538,14 @@ func (c *Capturer) table(name string, shard int) *flowagg.IfaceTable { return c.
 func (c *Capturer) release(name string) { c.agg.Release(name) }
 
 // listLinks reads the links of the calling thread's (the host) network namespace.
+// A dump that interfaces changed under (NLM_F_DUMP_INTR: likely right
+// when a burst of changes overflowed the link feed) is read again.
 func listLinks() ([]LinkInfo, error) {
 	links, err := netlink.LinkList()
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 5; try++ {
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+		links, err = netlink.LinkList()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink link list: %w", err)
 	}
