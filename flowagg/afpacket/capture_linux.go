@@ -118,10 +118,10 @@ func NewCapturer(cfg CaptureConfig, agg *flowagg.Aggregator, roles RoleSource, l
 	}
 	return &Capturer{
 		cfg: cfg, filter: filter, agg: agg, roles: roles, log: logger,
-		exited:    make(chan memberExit),
-		quit:      make(chan struct{}),
-		ifaces:    make(map[string]*ifaceCapture),
-		failed:    make(map[string]ifaceFailure),
+		exited:     make(chan memberExit),
+		quit:       make(chan struct{}),
+		ifaces:     make(map[string]*ifaceCapture),
+		failed:     make(map[string]ifaceFailure),
 		open:       openRing,
 		subscribe:  netlink.LinkSubscribeWithOptions,
 		feedBuffer: 1 << 20,
