@@ -29,8 +29,13 @@ lint:
 test-unit:
 	$(GO) test -count=1 ./...
 
+## fuzz: each fuzz target briefly (FUZZTIME each, default 10s).
+FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=20s ./flowagg/decoder/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./flowagg/decoder/
+	$(GO) test -run='^$$' -fuzz=FuzzParseBPF -fuzztime=$(FUZZTIME) ./flowagg/afpacket/
+	$(GO) test -run='^$$' -fuzz=FuzzAnalyze -fuzztime=$(FUZZTIME) ./flowagg/pcapfile/
+	$(GO) test -run='^$$' -fuzz=FuzzParseBridgePorts -fuzztime=$(FUZZTIME) ./hostnet/
 
 ## test: install + start the lab's daemons, then run every test (unit, e2e, fuzz).
 test: lab-up lint build

@@ -11,20 +11,25 @@ import (
 type CaptureSource interface {
 	// Stats returns running kernel totals per captured interface.
 	Stats() []afpacket.IfaceStats
-	// Err is nil while capture runs, and why it stopped once it has.
+	// Err is nil while every selected interface is captured: why capture
+	// stopped once it has, or which interfaces cannot be captured.
 	Err() error
+	// LinkResubscribes counts the ends of the netlink link feed (ENOBUFS)
+	// that were followed by a resubscribe and a full rescan.
+	LinkResubscribes() uint64
 }
 
 // captureExporter exports the kernel's AF_PACKET statistics of a capture.
 // Metrics are built fresh on each scrape, so released interfaces drop out.
 type captureExporter struct {
-	src                          CaptureSource
-	packets, drops, freezes, ifs *prometheus.Desc
+	src                                  CaptureSource
+	packets, drops, freezes, ifs, resubs *prometheus.Desc
 }
 
 // newCaptureExporter returns an exporter of nta_capture_kernel_packets_total,
 // nta_capture_kernel_drops_total, nta_capture_kernel_freeze_queue_total
-// (label interface) and nta_capture_interfaces.
+// (label interface), nta_capture_interfaces and
+// nta_capture_netlink_resubscribes_total.
 func newCaptureExporter(src CaptureSource) *captureExporter {
 	l := []string{"interface"}
 	return &captureExporter{
@@ -37,6 +42,8 @@ func newCaptureExporter(src CaptureSource) *captureExporter {
 			"Times the capture ring froze because no block was free (tpacket_stats_v3 tp_freeze_q_cnt).", l, nil),
 		ifs: prometheus.NewDesc(Namespace+"_capture_interfaces",
 			"Interfaces being captured.", nil, nil),
+		resubs: prometheus.NewDesc(Namespace+"_capture_netlink_resubscribes_total",
+			"Times the netlink link notifications of the capture were lost (ENOBUFS) and subscribed again with a full interface rescan.", nil, nil),
 	}
 }
 
@@ -49,4 +56,5 @@ func (c *captureExporter) collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.freezes, prometheus.CounterValue, float64(s.FreezeQueue), s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.ifs, prometheus.GaugeValue, float64(len(stats)))
+	ch <- prometheus.MustNewConstMetric(c.resubs, prometheus.CounterValue, float64(c.src.LinkResubscribes()))
 }

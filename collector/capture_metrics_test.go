@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"testing"
@@ -18,6 +19,8 @@ type fakeStats []afpacket.IfaceStats
 func (f fakeStats) Stats() []afpacket.IfaceStats { return f }
 
 func (f fakeStats) Err() error { return nil }
+
+func (f fakeStats) LinkResubscribes() uint64 { return 0 }
 
 // gather returns "name{interface}" → value of every sample, and the types by name.
 func gather(t *testing.T, c prometheus.Collector) (map[string]float64, map[string]string) {
@@ -62,28 +65,58 @@ func TestCaptureCollector(t *testing.T) {
 		"nta_capture_kernel_packets_total{interface=veth1}":        5,
 		"nta_capture_kernel_drops_total{interface=veth1}":          0,
 		"nta_capture_kernel_freeze_queue_total{interface=veth1}":   0,
+		"nta_capture_netlink_resubscribes_total":                   0,
 	}
 	if !reflect.DeepEqual(values, want) {
 		t.Errorf("samples:\n got %v\nwant %v", values, want)
 	}
 	wantTypes := map[string]string{
-		"nta_capture_interfaces":                "GAUGE",
-		"nta_capture_kernel_packets_total":      "COUNTER",
-		"nta_capture_kernel_drops_total":        "COUNTER",
-		"nta_capture_kernel_freeze_queue_total": "COUNTER",
+		"nta_capture_interfaces":                 "GAUGE",
+		"nta_capture_kernel_packets_total":       "COUNTER",
+		"nta_capture_kernel_drops_total":         "COUNTER",
+		"nta_capture_kernel_freeze_queue_total":  "COUNTER",
+		"nta_capture_netlink_resubscribes_total": "COUNTER",
 	}
 	if !reflect.DeepEqual(types, wantTypes) {
 		t.Errorf("types = %v, want %v", types, wantTypes)
 	}
 	values, _ = gather(t, exporterCollector(newCaptureExporter(fakeStats{}).collect))
-	if !reflect.DeepEqual(values, map[string]float64{"nta_capture_interfaces": 0}) {
-		t.Errorf("no interfaces: %v, want only nta_capture_interfaces 0", values)
+	if !reflect.DeepEqual(values, map[string]float64{"nta_capture_interfaces": 0, "nta_capture_netlink_resubscribes_total": 0}) {
+		t.Errorf("no interfaces: %v, want only nta_capture_interfaces 0 and no resubscribes", values)
 	}
 }
 
 type deadCapture struct{ fakeStats }
 
 func (deadCapture) Err() error { return errors.New("operation not permitted") }
+
+// partialCapture runs, but some selected interfaces cannot be captured.
+type partialCapture struct{ fakeStats }
+
+func (partialCapture) Err() error {
+	return fmt.Errorf("%w on 1 selected interface(s) veth1: PACKET_RX_RING: cannot allocate memory", afpacket.ErrInterfacesFailed)
+}
+
+func (partialCapture) LinkResubscribes() uint64 { return 3 }
+
+// TestFlowsCollectorReportsIncompleteCapture: interfaces that are selected
+// but cannot be captured fail the collector too, and the resubscribes of
+// the link feed are exported.
+func TestFlowsCollectorReportsIncompleteCapture(t *testing.T) {
+	a := flowagg.NewAggregator(flowagg.Config{SnapshotWait: time.Millisecond})
+	src := &Sources{Flows: &Flows{Aggregator: a, Capture: partialCapture{fakeStats{{Name: "eth0"}}}}}
+	r, err := NewRunner([]string{"flows"}, src, time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, types := gather(t, r)
+	if got := values["nta_collector_success{collector=flows}"]; got != 0 {
+		t.Errorf("nta_collector_success = %v with an interface that cannot be captured, want 0", got)
+	}
+	if got := values["nta_capture_netlink_resubscribes_total"]; got != 3 || types["nta_capture_netlink_resubscribes_total"] != "COUNTER" {
+		t.Errorf("nta_capture_netlink_resubscribes_total = %v (%s), want counter 3", got, types["nta_capture_netlink_resubscribes_total"])
+	}
+}
 
 // TestFlowsCollectorReportsDeadCapture: once the capture has stopped, the
 // flows collector fails (success 0) instead of serving frozen counters as if

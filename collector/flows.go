@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tangfeixiong/nta/flowagg"
+	"github.com/tangfeixiong/nta/flowagg/afpacket"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/topology"
 )
@@ -100,6 +102,9 @@ func (c *flowsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	}
 	c.capture.collect(ch)
 	if err := c.src.Flows.Capture.Err(); err != nil {
+		if errors.Is(err, afpacket.ErrInterfacesFailed) {
+			return fmt.Errorf("packet capture incomplete, these interfaces have no flow counters: %w", err)
+		}
 		return fmt.Errorf("packet capture stopped, flow counters are frozen (restart nta-exporter after fixing the cause): %w", err)
 	}
 	return ctx.Err()

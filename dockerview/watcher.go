@@ -87,7 +87,7 @@ func New(o Options) (*Watcher, error) {
 	}
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("docker client for %q: %w — check DOCKER_HOST / the --docker.host value", o.Host, err)
+		return nil, fmt.Errorf("docker client for %q: %w — check DOCKER_HOST / the --collector.docker.host value", o.Host, err)
 	}
 	return newWatcher(cli, cli.DaemonHost(), o), nil
 }

@@ -75,6 +75,7 @@ func (c Config) withDefaults() Config {
 // capture goroutine).
 type Aggregator struct {
 	cfg    Config
+	budget sharedBudget // read by every table when it inserts a flow
 	mu     sync.Mutex
 	ifaces map[string][]*IfaceTable // by interface name, indexed by shard
 }
@@ -106,10 +107,10 @@ func (a *Aggregator) Shard(name string, shard int) *IfaceTable {
 	for len(shards) <= shard {
 		shards = append(shards, nil)
 	}
-	t := newIfaceTable(name, shard, a.cfg)
+	t := newIfaceTable(name, shard, a.cfg, &a.budget)
 	shards[shard] = t
 	a.ifaces[name] = shards
-	a.rebalanceLocked()
+	a.rebalanceLocked(name)
 	return t
 }
 
@@ -124,32 +125,25 @@ func (a *Aggregator) Release(name string) {
 		return
 	}
 	delete(a.ifaces, name)
-	a.rebalanceLocked()
+	a.rebalanceLocked(name)
 }
 
-// rebalanceLocked sets each table's flow limit: the interface gets
-// min(MaxFlowsPerInterface, MaxFlowsTotal / interfaces), split evenly among
-// its shards, at least 1 each.
-func (a *Aggregator) rebalanceLocked() {
-	perIface := a.cfg.MaxFlowsPerInterface
-	byTotal := false
-	if n := len(a.ifaces); n > 0 {
-		if share := max(1, a.cfg.MaxFlowsTotal/n); share < perIface {
-			perIface, byTotal = share, true
+// rebalanceLocked updates the budget after the tables of interface name
+// changed: the number of interfaces the total is shared among, and the
+// shard count of name's tables. Each table derives its limit from these
+// (IfaceTable.limits), so this costs O(shards of name), not a pass over
+// every table: a pcapng file of 100k interfaces stays linear.
+func (a *Aggregator) rebalanceLocked(name string) {
+	a.budget.ifaces.Store(int64(len(a.ifaces)))
+	n := 0
+	for _, t := range a.ifaces[name] {
+		if t != nil {
+			n++
 		}
 	}
-	for _, shards := range a.ifaces {
-		n := 0
-		for _, t := range shards {
-			if t != nil {
-				n++
-			}
-		}
-		for _, t := range shards {
-			if t != nil {
-				t.limit.Store(int64(max(1, perIface/n)))
-				t.byTotal.Store(byTotal)
-			}
+	for _, t := range a.ifaces[name] {
+		if t != nil {
+			t.shards.Store(int64(n))
 		}
 	}
 }

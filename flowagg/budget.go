@@ -1,6 +1,9 @@
 package flowagg
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // The flow budget.
 //
@@ -25,10 +28,33 @@ import "time"
 // folded; those removed because the interface's share of MaxFlowsTotal was
 // the tighter limit count as evicted.
 
+// sharedBudget is what the tables of one Aggregator share: the number of
+// interfaces the total budget is divided among.
+type sharedBudget struct {
+	ifaces atomic.Int64
+}
+
+// limits returns the table's flow cap: min(MaxFlowsPerInterface,
+// max(1, MaxFlowsTotal / interfaces)) split evenly among the interface's
+// shards, at least 1 each; byTotal says the total budget's share is the
+// tighter limit (removals count as evicted).
+func (t *IfaceTable) limits() (limit int, byTotal bool) {
+	per := t.cfg.MaxFlowsPerInterface
+	if t.budget != nil {
+		if n := t.budget.ifaces.Load(); n > 0 {
+			if share := max(1, t.cfg.MaxFlowsTotal/int(n)); share < per {
+				per, byTotal = share, true
+			}
+		}
+	}
+	return max(1, per/int(max(1, t.shards.Load()))), byTotal
+}
+
 // makeRoom folds the smallest quarter of a full table.
 func (t *IfaceTable) makeRoom(limit int) {
 	target := limit - max(1, limit/4)
-	t.compact(target, t.byTotal.Load())
+	_, byTotal := t.limits()
+	t.compact(target, byTotal)
 }
 
 // compact folds the smallest flows into the overflow counters until at most

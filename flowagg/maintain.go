@@ -42,8 +42,8 @@ func (t *IfaceTable) maintain(now int64, force bool) {
 		t.expire(now - int64(t.cfg.IdleTimeout))
 		t.arp.expire(now)
 	}
-	if limit := int(t.limit.Load()); len(t.flows) > limit {
-		t.compact(limit-limit/4, t.byTotal.Load())
+	if limit, byTotal := t.limits(); len(t.flows) > limit {
+		t.compact(limit-limit/4, byTotal)
 	}
 	t.maybeRebuild()
 }

@@ -294,7 +294,7 @@ func (t *IfaceTable) snapshot(now int64) *TableSnapshot {
 // fillSnapshot copies everything but the flows into s.
 func (t *IfaceTable) fillSnapshot(s *TableSnapshot, now int64) {
 	s.Time = time.Unix(0, now)
-	s.Limit = int(t.limit.Load())
+	s.Limit, _ = t.limits()
 	s.Total = t.total
 	s.Overflow = t.overflow
 	s.Expired = t.expired

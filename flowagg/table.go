@@ -49,12 +49,13 @@ type IfaceTable struct {
 	shard int
 	cfg   Config
 
-	// limit is this table's flow cap (its share of the budget), written by
-	// the Aggregator, read by the owner when a flow is inserted.
-	limit atomic.Int64
-	// byTotal: the limit is the interface's share of MaxFlowsTotal, which
-	// is tighter than MaxFlowsPerInterface (removals count as evicted).
-	byTotal atomic.Bool
+	// budget is shared by every table of the Aggregator (nil for a table
+	// of its own); shards is the number of tables of this interface,
+	// written by the Aggregator. The flow cap is computed from them when a
+	// flow is inserted (limits), so adding an interface is O(1), not a
+	// pass over every table.
+	budget *sharedBudget
+	shards atomic.Int64
 
 	dec     decoder.Decoder
 	index   flowIndex
@@ -90,7 +91,7 @@ type IfaceTable struct {
 	waker     atomic.Pointer[func()] // wakes the owner loop on a request (SetWaker)
 }
 
-func newIfaceTable(name string, shard int, cfg Config) *IfaceTable {
+func newIfaceTable(name string, shard int, cfg Config, budget *sharedBudget) *IfaceTable {
 	t := &IfaceTable{
 		name:   name,
 		shard:  shard,
@@ -98,8 +99,9 @@ func newIfaceTable(name string, shard int, cfg Config) *IfaceTable {
 		index:  newFlowIndex(0),
 		etypes: make(map[uint16]uint64, maxEtherTypes),
 		arp:    newARPTracker(cfg),
+		budget: budget,
 	}
-	t.limit.Store(int64(cfg.MaxFlowsPerInterface))
+	t.shards.Store(1)
 	return t
 }
 
@@ -181,7 +183,7 @@ func (t *IfaceTable) addFlow(k *decoder.FlowKey, n uint64, now int64) {
 		}
 		return
 	}
-	limit := int(t.limit.Load())
+	limit, _ := t.limits()
 	if len(t.flows) >= limit {
 		t.makeRoom(limit)
 		slot, _ = t.index.find(k, h, t.flows) // slots moved

@@ -92,7 +92,7 @@ func TestTotalBudgetSharedAndEvicted(t *testing.T) {
 		t.Fatalf("evicted %d/%d folded %d: the total-budget share must count as evicted", s1.Evicted, s2.Evicted, s1.Folded)
 	}
 	a.Release("eth1")
-	if got := t1.limit.Load(); got != 1000 {
+	if got, _ := t1.limits(); got != 1000 {
 		t.Fatalf("after release the remaining interface's limit is %d, want 1000", got)
 	}
 }
@@ -190,8 +190,10 @@ func TestExpiryAndMemoryReturns(t *testing.T) {
 func TestShardsMergeAtExport(t *testing.T) {
 	a := NewAggregator(Config{MaxFlowsPerInterface: 100, SnapshotWait: time.Millisecond})
 	s0, s1 := a.Shard("eth0", 0), a.Shard("eth0", 1)
-	if s0.limit.Load() != 50 || s1.limit.Load() != 50 {
-		t.Fatalf("shard limits %d/%d, want 50 each", s0.limit.Load(), s1.limit.Load())
+	l0, _ := s0.limits()
+	l1, _ := s1.limits()
+	if l0 != 50 || l1 != 50 {
+		t.Fatalf("shard limits %d/%d, want 50 each", l0, l1)
 	}
 	f := frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 1, 2, 0)
 	s0.Add(f, len(f), decoder.DirIn, t0)

@@ -13,7 +13,7 @@ import (
 
 // ifinfo builds an RTM_NEWLINK message of the given family and ifindex whose
 // attributes are produced by enc.
-func ifinfo(t *testing.T, family uint8, index int32, enc func(ae *netlink.AttributeEncoder)) netlink.Message {
+func ifinfo(t testing.TB, family uint8, index int32, enc func(ae *netlink.AttributeEncoder)) netlink.Message {
 	t.Helper()
 	hdr := make([]byte, unix.SizeofIfInfomsg)
 	hdr[0] = family

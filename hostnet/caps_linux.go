@@ -16,9 +16,10 @@ import (
 
 // Capability bit numbers from linux/capability.h.
 const (
-	capNetRaw    = 13
-	capSysPtrace = 19
-	capSysAdmin  = 21
+	capDacReadSearch = 2
+	capNetRaw        = 13
+	capSysPtrace     = 19
+	capSysAdmin      = 21
 )
 
 // capability is one privilege the exporter uses and what for.
@@ -33,6 +34,7 @@ func neededCapabilities() []capability {
 		{capSysAdmin, "CAP_SYS_ADMIN (enter namespaces)"},
 		{capSysPtrace, "CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"},
 		{capNetRaw, "CAP_NET_RAW (packet capture)"},
+		{capDacReadSearch, "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"},
 	}
 }
 

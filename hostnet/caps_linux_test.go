@@ -35,11 +35,15 @@ func TestParseCapEffAndMissing(t *testing.T) {
 			"CAP_SYS_ADMIN (enter namespaces)",
 			"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)",
 			"CAP_NET_RAW (packet capture)",
+			"CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)",
 		}},
 		// CAP_NET_RAW (13) | CAP_SYS_ADMIN (21) only.
-		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"}},
-		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21).
-		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)"}},
+		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"}},
+		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21): the README's set before
+		// Docker's 0700 netns directory was found to need DAC_READ_SEARCH (2).
+		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"}},
+		// The documented set: SYS_ADMIN, SYS_PTRACE, NET_RAW, DAC_READ_SEARCH.
+		{"0000000000282004", nil},
 	} {
 		eff, err := parseCapEff(strings.NewReader(status(tc.eff)))
 		if err != nil {
@@ -71,7 +75,7 @@ func TestMissingCapabilitiesFromProcPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || !strings.HasPrefix(got[0], "CAP_SYS_ADMIN") || !strings.HasPrefix(got[1], "CAP_SYS_PTRACE") {
+	if len(got) != 3 || !strings.HasPrefix(got[0], "CAP_SYS_ADMIN") || !strings.HasPrefix(got[1], "CAP_SYS_PTRACE") || !strings.HasPrefix(got[2], "CAP_DAC_READ_SEARCH") {
 		t.Errorf("MissingCapabilities = %q", got)
 	}
 	if _, err := MissingCapabilities(filepath.Join(proc, "nonexistent")); err == nil {

@@ -198,6 +198,10 @@ type Scanner struct {
 	// target. Entries of namespaces gone from a scan are evicted.
 	mu    sync.Mutex
 	nsids map[uint64]map[uint64]int
+
+	// warned holds the paths whose scan error was logged at warn; a path
+	// is logged again only after a scan without its error. Guarded by mu.
+	warned map[string]bool
 }
 
 // NewScanner returns a Scanner with defaults filled in.
@@ -208,6 +212,7 @@ func NewScanner(o Options) *Scanner {
 		workers: o.Workers,
 		log:     o.Logger,
 		nsids:   make(map[uint64]map[uint64]int),
+		warned:  make(map[string]bool),
 	}
 	if s.dirs == nil {
 		s.dirs = []string{"/var/run/netns", "/var/run/docker/netns"}
@@ -219,6 +224,32 @@ func NewScanner(o Options) *Scanner {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s
+}
+
+// warnErrors logs each scan error at warn once: when its path first fails,
+// again only after a scan in which it did not (nta_netns_scan_errors counts
+// them on every scrape; the log says which and what to do).
+func (s *Scanner) warnErrors(errs []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[string]bool, len(errs))
+	for _, err := range errs {
+		key := err.Error()
+		var ne *NamespaceError
+		if errors.As(err, &ne) {
+			key = ne.Path
+		}
+		seen[key] = true
+		if !s.warned[key] {
+			s.warned[key] = true
+			s.log.Warn("cannot read network namespaces, they are left out or shown as ino:… (nta_netns_scan_errors)", "err", err)
+		}
+	}
+	for key := range s.warned {
+		if !seen[key] {
+			delete(s.warned, key)
+		}
+	}
 }
 
 // compareNetns orders namespace IDs: "host" first, then lexically.

@@ -168,7 +168,7 @@ func (s *Scanner) readNetnsDir(dir, kind string, nsfsDev uint64, byIno map[uint6
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case isPermission(err):
-			d.errs = append(d.errs, &NamespaceError{Path: dir, Err: fmt.Errorf("list %s namespaces: %w — run as root", kind, err)})
+			d.errs = append(d.errs, &NamespaceError{Path: dir, Err: fmt.Errorf("list %s namespaces: %w — run as root or grant CAP_DAC_READ_SEARCH (the directory is root's, mode 0700 for Docker); their namespaces show as ino:… meanwhile", kind, err)})
 		default:
 			d.errs = append(d.errs, &NamespaceError{Path: dir, Err: fmt.Errorf("list %s namespaces: %w", kind, err)})
 		}

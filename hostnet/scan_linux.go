@@ -122,6 +122,7 @@ func (s *Scanner) Scan(ctx context.Context) (*Snapshot, error) {
 		snap.Links[i] = t.recs[i].Link
 	}
 	slices.SortFunc(snap.Links, compareLinks)
+	s.warnErrors(snap.Errors)
 	return snap, nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/tangfeixiong/nta/flowagg/pcapfile"
@@ -11,19 +10,21 @@ import (
 
 // runAnalyze reads a pcap/pcapng file through the live decoder and flow
 // table and prints totals and top flows. A damaged file prints the totals
-// up to the damage, then the error, and exits 1.
-func runAnalyze(path, format string, top int, f *flowFlags, out, errOut io.Writer, logger *slog.Logger) int {
+// up to the damage, then the error, and exits 1; a file that is not a
+// capture prints only the error. Errors are plain lines on errOut, as for
+// any command-line tool.
+func runAnalyze(path, format string, top int, f *flowFlags, out, errOut io.Writer) int {
+	cfg, err := f.aggregatorConfig()
+	if err != nil {
+		fmt.Fprintf(errOut, "nta-exporter analyze: --granularity: %v\n", err)
+		return exitUsage
+	}
 	file, err := os.Open(path)
 	if err != nil {
-		logger.Error("cannot open capture file", "err", err)
+		fmt.Fprintf(errOut, "nta-exporter analyze: %v — give a pcap or pcapng file (tcpdump -w, dumpcap)\n", err)
 		return 1
 	}
 	defer file.Close()
-	cfg, err := f.aggregatorConfig()
-	if err != nil {
-		logger.Error("bad flow flags", "err", err)
-		return exitUsage
-	}
 	// Offline: no budget beyond the analyzer's defaults unless asked, no expiry.
 	cfg.MaxFlowsPerInterface, cfg.MaxFlowsTotal, cfg.IdleTimeout = 0, 0, -1
 	report, aerr := pcapfile.Analyze(file, pcapfile.AnalyzeOptions{Top: top, Config: cfg})
@@ -35,7 +36,7 @@ func runAnalyze(path, format string, top int, f *flowFlags, out, errOut io.Write
 			werr = report.WriteText(out)
 		}
 		if werr != nil {
-			logger.Error("write report", "err", werr)
+			fmt.Fprintf(errOut, "nta-exporter analyze: writing the report: %v\n", werr)
 			return 1
 		}
 	}

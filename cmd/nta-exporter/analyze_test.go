@@ -85,3 +85,58 @@ func TestAnalyzeCommand(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
+
+// TestAnalyzeJSONFarFuture: timestamps past year 9999 (a pcapng interface
+// with a large if_tsoffset) still give a JSON report and exit 0.
+func TestAnalyzeJSONFarFuture(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "far.pcapng")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapgo.NewNgWriterInterface(f, pcapgo.NgInterface{Name: "far", LinkType: layers.LinkTypeEthernet,
+		SnapLength: 65535, TimestampOffset: 600e9}, pcapgo.NgWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 60)
+	if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, 0), CaptureLength: 60, Length: 60}, frame); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"analyze", "--format=json", path}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var rep struct{ Packets int }
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Packets != 1 {
+		t.Fatalf("report %+v, %v:\n%s", rep, err, out.String())
+	}
+}
+
+// TestAnalyzeNotACapture: a file that is not a capture prints no report
+// (no table header), and a missing file is one plain line, not a log record.
+func TestAnalyzeNotACapture(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	_ = os.WriteFile(text, []byte("hello, this is not a capture\n"), 0o644)
+	for _, c := range []struct{ path, want string }{
+		{text, "not a pcap or pcapng file"},
+		{filepath.Join(dir, "missing.pcap"), "no such file or directory"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"analyze", c.path}, &out, &errOut); code != 1 {
+			t.Errorf("%s: exit %d, want 1", c.path, code)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: printed a report for a file that is no capture:\n%s", c.path, out.String())
+		}
+		if e := errOut.String(); !strings.HasPrefix(e, "nta-exporter analyze: ") || !strings.Contains(e, c.want) ||
+			strings.Contains(e, "level=") || strings.Count(e, "\n") != 1 {
+			t.Errorf("%s: stderr %q, want one plain line saying %q", c.path, e, c.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 
 	"github.com/tangfeixiong/nta/collector"
 	"github.com/tangfeixiong/nta/flowagg"
@@ -26,6 +27,7 @@ type flowFlags struct {
 	snaplen                    int
 	blockTimeout               time.Duration
 	filter, filterBPF          string
+	maxIfaceRing, maxTotalRing units.Base2Bytes
 }
 
 func addFlowFlags(app *kingpin.Application) *flowFlags {
@@ -44,6 +46,10 @@ func addFlowFlags(app *kingpin.Application) *flowFlags {
 	app.Flag(p+"ring.block-size", "TPACKET_V3 ring block size in bytes (multiple of the page size).").Default(fmt.Sprint(afpacket.DefaultBlockSize)).IntVar(&f.blockSize)
 	app.Flag(p+"ring.blocks", "TPACKET_V3 ring blocks per socket.").Default(fmt.Sprint(afpacket.DefaultNumBlocks)).IntVar(&f.blocks)
 	app.Flag(p+"ring.block-timeout", "How long the kernel fills a block before handing it over.").Default(afpacket.DefaultBlockTimeout.String()).DurationVar(&f.blockTimeout)
+	app.Flag(p+"ring.max-interface-bytes", "Upper bound of the ring memory of one interface (block size × blocks × fanout); larger rings are refused at start.").
+		Default(units.Base2Bytes(afpacket.DefaultMaxInterfaceRingBytes).String()).BytesVar(&f.maxIfaceRing)
+	app.Flag(p+"ring.max-total-bytes", "Upper bound of the ring memory of all captured interfaces; interfaces beyond it are not captured (the flows collector fails).").
+		Default(units.Base2Bytes(afpacket.DefaultMaxTotalRingBytes).String()).BytesVar(&f.maxTotalRing)
 	app.Flag(p+"fanout", "Sockets (and goroutines) per interface in a PACKET_FANOUT group; 1 = none.").Default("1").IntVar(&f.fanout)
 	app.Flag(p+"snaplen", "Bytes of each frame copied to user space (headers only are needed).").Default(fmt.Sprint(afpacket.DefaultSnaplen)).IntVar(&f.snaplen)
 	app.Flag(p+"filter", "Capture filter in tcpdump syntax; needs a build with -tags pcap (see --collector.flows.filter-bpf otherwise).").StringVar(&f.filter)
@@ -87,6 +93,7 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 	capCfg := afpacket.CaptureConfig{
 		BlockSize: f.blockSize, NumBlocks: f.blocks, BlockTimeout: f.blockTimeout,
 		Snaplen: f.snaplen, Fanout: f.fanout,
+		MaxInterfaceRingBytes: int(f.maxIfaceRing), MaxTotalRingBytes: int(f.maxTotalRing),
 		Selector: afpacket.Selector{Names: f.interfaces, Roles: roles, Exclude: f.exclude},
 	}
 	switch {
@@ -106,6 +113,9 @@ func startFlows(ctx context.Context, f *flowFlags, src *collector.Sources, logge
 		}
 		if capCfg.Filter, err = afpacket.ParseBPF(text); err != nil {
 			return nil, fmt.Errorf("--collector.flows.filter-bpf: %w", err)
+		}
+		if capCfg.Filter == nil {
+			return nil, fmt.Errorf("--collector.flows.filter-bpf=%s holds no program: give the output of `tcpdump -ddd EXPR`, or leave the flag out to capture everything", f.filterBPF)
 		}
 	}
 	agg := flowagg.NewAggregator(cfg)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,17 +58,22 @@ type metricsHandler struct {
 	runner   scrapeRunner
 	static   prometheus.Gatherer
 	inFlight chan struct{} // --web.max-requests; nil: no limit
+	deadline time.Duration // from a request's start to its last byte; 0: none
 	logger   *slog.Logger
 	opts     promhttp.HandlerOpts
 }
 
 // newMetricsHandler serves the families of runner and static; maxRequests >
 // 0 limits the scrapes served at once (the rest get 503, as with promhttp).
-func newMetricsHandler(runner scrapeRunner, static prometheus.Gatherer, maxRequests int, logger *slog.Logger) http.Handler {
+// deadline > 0 bounds each request, gathering and writing, from its start:
+// a client that does not read its reply loses the connection then, so it
+// cannot keep one of the maxRequests slots (and the gathered reply) forever.
+func newMetricsHandler(runner scrapeRunner, static prometheus.Gatherer, maxRequests int, deadline time.Duration, logger *slog.Logger) http.Handler {
 	h := &metricsHandler{
-		runner: runner,
-		static: static,
-		logger: logger,
+		runner:   runner,
+		static:   static,
+		deadline: deadline,
+		logger:   logger,
 		opts: promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 			ErrorHandling: promhttp.ContinueOnError,
@@ -87,6 +93,13 @@ func (h *metricsHandler) gatherer(ctx context.Context) prometheus.Gatherer {
 }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.deadline > 0 {
+		// The server clears it after the request, for the next one on the
+		// connection.
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.deadline)); err != nil {
+			h.logger.Debug("cannot set the write deadline of a scrape", "err", err)
+		}
+	}
 	if h.inFlight != nil {
 		select {
 		case h.inFlight <- struct{}{}:

@@ -69,7 +69,7 @@ func flowServer(t *testing.T, maxRequests int, extra ...prometheus.Gatherer) (*h
 		tb.Add(f, len(f), decoder.DirIn, time.Now())
 	}
 	tb.PublishSnapshot()
-	h := newMetricsHandler(flowRunner(t, a), prometheus.Gatherers(extra), maxRequests, slog.New(slog.DiscardHandler))
+	h := newMetricsHandler(flowRunner(t, a), prometheus.Gatherers(extra), maxRequests, 0, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, h.(*metricsHandler)
@@ -272,7 +272,7 @@ func TestMetricsHandlerWithoutFlows(t *testing.T) {
 	a := flowagg.NewAggregator(flowagg.Config{SnapshotWait: time.Millisecond})
 	static := prometheus.NewRegistry()
 	static.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nta_test_marker", Help: "h"}, func() float64 { return 7 }))
-	srv := httptest.NewServer(newMetricsHandler(flowRunner(t, a), static, 0, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(newMetricsHandler(flowRunner(t, a), static, 0, 0, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	for _, enc := range []string{"", "gzip"} {
 		resp := get(t, srv.URL, "Accept-Encoding", enc)
@@ -321,7 +321,7 @@ func TestMetricsHandlerScrapesConsistent(t *testing.T) {
 		})
 	}
 	defer func() { close(stop); owners.Wait() }()
-	srv := httptest.NewServer(newMetricsHandler(flowRunner(t, a), prometheus.Gatherers{}, 0, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(newMetricsHandler(flowRunner(t, a), prometheus.Gatherers{}, 0, 0, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 
 	const scrapes = 64

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -78,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("collector.ovs.db", "OVSDB endpoint of ovsdb-server: unix:PATH (or a plain path) or tcp:HOST:PORT.").Default(ovsview.DefaultDB).StringVar(&o.ovs.DB)
 	app.Flag("collector.ovs.timeout", "Deadline of each OVSDB call (connect, monitor, echo).").Default("5s").DurationVar(&o.ovs.Timeout)
 	app.Flag("collector.ovs.resync", "How often to check that ovsdb-server answers and rebuild the OVS topology from the monitor's cache.").Default("30s").DurationVar(&o.ovs.Resync)
-	o.log = promslog.Config{}
+	o.log = promslog.Config{Writer: stderr}
 	promslogflag.AddFlags(app, &o.log)
 
 	// Serving is the default command; its flags are top-level so that
@@ -91,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxRequests: app.Flag("web.max-requests", "Maximum number of parallel scrape requests; 0 disables the limit.").Default("40").Int(),
 		timeout:     app.Flag("scrape.timeout", "Deadline of one scrape for all collectors; a hung daemon cannot hang a scrape.").Default("10s").Duration(),
 		cacheAge:    app.Flag("scrape.host-cache", "Collectors of one scrape share a host scan younger than this.").Default("1s").Duration(),
+		idle:        app.Flag("web.idle-timeout", "Close keep-alive connections idle for this long.").Default("2m").Duration(),
 	}
 	flows := addFlowFlags(app)
 	s.flows = flows
@@ -111,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case terminated: // --help or --version already printed
 		return termCode
 	case err != nil:
-		fmt.Fprintf(stderr, "nta-exporter: error: %v (try --help)\n", err)
+		fmt.Fprintf(stderr, "nta-exporter: error: %v (try --help)\n", badFlag(app, args, err))
 		return exitUsage
 	}
 	logger := promslog.New(&o.log)
@@ -121,13 +123,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTopology(o, *topoFormat, topoSources{docker: *topoDocker, libvirt: *topoLibvirt, ovs: *topoOVS}, stdout, logger)
 	case anCmd.FullCommand():
 		flows.granularity = *anGran
-		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, stderr, logger)
+		return runAnalyze(*anFile, *anFormat, *anTop, flows, stdout, stderr)
 	default:
 		if err := serve(o, s, logger); err != nil {
-			logger.Error("exporter stopped", "err", err)
 			if errors.Is(err, errUsage) {
+				fmt.Fprintf(stderr, "nta-exporter: error: %s (try --help)\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 				return exitUsage
 			}
+			logger.Error("exporter stopped", "err", err)
 			return 1
 		}
 		return 0
@@ -135,6 +138,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("bad usage")
+
+// badFlag names the flag whose value err (from app.Parse(args)) rejects:
+// kingpin's own messages for a value that does not parse ("time: invalid
+// duration", "strconv.ParseFloat: ...") do not say which flag it was. The
+// flags are parsed again, each into its own value, to find the first that
+// fails; err is returned unchanged when none does or it already names it.
+func badFlag(app *kingpin.Application, args []string, err error) error {
+	pc, perr := app.ParseContext(args)
+	if perr != nil || pc == nil {
+		return err
+	}
+	for _, el := range pc.Elements {
+		fc, ok := el.Clause.(*kingpin.FlagClause)
+		if !ok || el.Value == nil {
+			continue
+		}
+		name := "--" + fc.Model().Name
+		if ferr := fc.Model().Value.Set(*el.Value); ferr != nil {
+			if strings.Contains(err.Error(), name) {
+				return err
+			}
+			return fmt.Errorf("%s=%q: %w", name, *el.Value, err)
+		}
+	}
+	return err
+}
 
 func newScanner(o options, logger *slog.Logger) *hostnet.Scanner {
 	return hostnet.NewScanner(hostnet.Options{ProcPath: o.procPath, NetnsDirs: o.netnsDirs, Logger: logger.With("component", "hostnet")})

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,13 +31,97 @@ type serveFlags struct {
 	maxRequests *int
 	timeout     *time.Duration
 	cacheAge    *time.Duration
+	idle        *time.Duration
 	flows       *flowFlags
+}
+
+// check rejects serve flags that cannot work, naming the flag and the fix;
+// the errors wrap errUsage (exit 2).
+func (s serveFlags) check() error {
+	if *s.timeout <= 0 {
+		return fmt.Errorf("%w: --scrape.timeout=%s: must be positive (every collector would fail every scrape), e.g. 10s", errUsage, *s.timeout)
+	}
+	if *s.idle <= 0 {
+		return fmt.Errorf("%w: --web.idle-timeout=%s: must be positive, e.g. 2m", errUsage, *s.idle)
+	}
+	if *s.maxRequests < 0 {
+		return fmt.Errorf("%w: --web.max-requests=%d: must be 0 (no limit) or more", errUsage, *s.maxRequests)
+	}
+	if s.web.WebSystemdSocket == nil || !*s.web.WebSystemdSocket {
+		for _, a := range *s.web.WebListenAddresses {
+			if strings.HasPrefix(a, "vsock://") {
+				continue
+			}
+			if _, err := net.ResolveTCPAddr("tcp", a); err != nil {
+				return fmt.Errorf("%w: --web.listen-address=%q: %w — give [HOST]:PORT, e.g. :9819 or 127.0.0.1:9819", errUsage, a, err)
+			}
+		}
+	}
+	if f := *s.web.WebConfigFile; f != "" {
+		if err := web.Validate(f); err != nil {
+			return fmt.Errorf("%w: --web.config.file=%s: %w — fix the file (exporter-toolkit web configuration: tls_server_config, basic_auth_users)", errUsage, f, err)
+		}
+	}
+	return nil
+}
+
+// writeDeadline is how long a scrape may take from its start to its last
+// byte: the collectors' deadline, then as long again to write the reply.
+func (s serveFlags) writeDeadline() time.Duration { return 2 * *s.timeout }
+
+// metricsServer is the HTTP server of the metrics path and the landing
+// page. Slow or idle clients cannot hold its connections: each scrape has
+// a write deadline (writeDeadline, see newMetricsHandler), keep-alive
+// connections close after --web.idle-timeout, request headers must arrive
+// within 10 s.
+//
+// page, when not nil, adds the topology page's routes and landing links.
+func metricsServer(runner scrapeRunner, static prometheus.Gatherer, s serveFlags, page *topoweb.Handler, logger *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle(*s.metricsPath, newMetricsHandler(runner, static, *s.maxRequests, s.writeDeadline(), logger))
+	links := []web.LandingLinks{{Address: *s.metricsPath, Text: "Metrics"}}
+	if page != nil {
+		page.Register(mux)
+		links = append(links,
+			web.LandingLinks{Address: topoweb.PagePath, Text: "Topology (live traffic map)"},
+			web.LandingLinks{Address: topoweb.SVGPath, Text: "Topology (SVG)"})
+	}
+	if *s.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "nta exporter",
+			Description: "Network topology and traffic of this host: namespaces, bridges, veths, containers",
+			Version:     version.Info(),
+			Links:       links,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: *s.idle}, nil
 }
 
 // serve runs the HTTP server until SIGINT/SIGTERM.
 func serve(o options, s serveFlags, logger *slog.Logger) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// Watchers run until serve returns; each is closed only after its Run
+	// has returned, so a start-up failure closes them without a warning
+	// from a Run that started after Close.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	var closers []func()
+	defer func() {
+		cancelRun()
+		running.Wait()
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
+	}()
 
 	logger.Info("starting nta-exporter", "version", version.Info(), "build_context", version.BuildContext())
 	warnPrivileges(o.procPath, logger)
@@ -52,8 +140,8 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
 		}
-		defer w.Close()
-		go w.Run(ctx)
+		closers = append(closers, func() { w.Close() })
+		running.Go(func() { w.Run(runCtx) })
 		src.Docker = w
 	}
 	if needs.Has(collector.NeedLibvirt) {
@@ -61,8 +149,8 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("%w: libvirt client: %w", errUsage, err)
 		}
-		defer w.Close()
-		go w.Run(ctx)
+		closers = append(closers, w.Close)
+		running.Go(func() { w.Run(runCtx) })
 		src.Libvirt = w
 	}
 	if needs.Has(collector.NeedOVS) {
@@ -70,14 +158,14 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("%w: OVS client: %w", errUsage, err)
 		}
-		defer w.Close()
-		go w.Run(ctx)
+		closers = append(closers, w.Close)
+		running.Go(func() { w.Run(runCtx) })
 		src.OVS = w
 	}
 	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
 		if err != nil {
-			return fmt.Errorf("flow capture: %w", err)
+			return fmt.Errorf("%w: flow capture: %w", errUsage, err)
 		}
 		src.Flows = f
 	}
@@ -89,34 +177,17 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 
 	static := prometheus.NewRegistry()
 	static.MustRegister(versioncollector.NewCollector("nta"))
-	handler := newMetricsHandler(runner, prometheus.Gatherers{static, prometheus.DefaultGatherer}, *s.maxRequests, logger)
-
-	mux := http.NewServeMux()
-	mux.Handle(*s.metricsPath, handler)
 	renderer, err := topoweb.NewRenderer(ctx)
 	if err != nil {
 		return fmt.Errorf("topology page: %w", err)
 	}
 	defer renderer.Close()
-	topoweb.NewHandler(topoweb.Source{Snapshot: host.SnapshotAt, Views: src.Views}, renderer,
-		topoweb.Options{Timeout: *s.timeout, Logger: logger.With("component", "topology-page")}).Register(mux)
-	if *s.metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "nta exporter",
-			Description: "Network topology and traffic of this host: namespaces, bridges, veths, containers",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: *s.metricsPath, Text: "Metrics"},
-				{Address: topoweb.PagePath, Text: "Topology (live traffic map)"},
-				{Address: topoweb.SVGPath, Text: "Topology (SVG)"},
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("landing page: %w", err)
-		}
-		mux.Handle("/", landing)
+	page := topoweb.NewHandler(topoweb.Source{Snapshot: host.SnapshotAt, Views: src.Views}, renderer,
+		topoweb.Options{Timeout: *s.timeout, Logger: logger.With("component", "topology-page")})
+	server, err := metricsServer(runner, prometheus.Gatherers{static, prometheus.DefaultGatherer}, s, page, logger)
+	if err != nil {
+		return err
 	}
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(server, s.web, logger) }()
 	select {

@@ -18,6 +18,22 @@ const (
 	DefaultBlockTimeout = 100 * time.Millisecond
 	DefaultSnaplen      = 256
 	DefaultRescan       = 10 * time.Second
+	// DefaultMaxInterfaceRingBytes bounds the rings of one interface
+	// (BlockSize × NumBlocks × Fanout): 16 times the default ring.
+	DefaultMaxInterfaceRingBytes = 64 << 20
+	// DefaultMaxTotalRingBytes bounds the rings of all captured
+	// interfaces together: 256 interfaces with the default ring.
+	DefaultMaxTotalRingBytes = 1 << 30
+)
+
+// Errors of capture that no retry fixes, and of interfaces left out.
+var (
+	// ErrFilterRejected: the kernel refused the BPF filter (SO_ATTACH_FILTER).
+	ErrFilterRejected = errors.New("the kernel rejected the capture filter")
+	// ErrRingBudget: another interface's rings would exceed MaxTotalRingBytes.
+	ErrRingBudget = errors.New("ring memory budget exhausted")
+	// ErrInterfacesFailed: some selected interfaces are not being captured.
+	ErrInterfacesFailed = errors.New("capture failed")
 )
 
 // CaptureConfig configures AF_PACKET capture.
@@ -43,6 +59,18 @@ type CaptureConfig struct {
 	// Rescan is how often the interface list is re-read in addition to reacting
 	// to netlink link notifications.
 	Rescan time.Duration
+	// MaxInterfaceRingBytes bounds BlockSize × NumBlocks × Fanout, the
+	// kernel memory the rings of one interface pin. 0: DefaultMaxInterfaceRingBytes.
+	MaxInterfaceRingBytes int
+	// MaxTotalRingBytes bounds the ring memory of all captured interfaces;
+	// interfaces beyond it are not captured (and reported by Err).
+	// 0: DefaultMaxTotalRingBytes.
+	MaxTotalRingBytes int
+}
+
+// ringBytesPerInterface is the kernel memory of one interface's rings.
+func (cfg CaptureConfig) ringBytesPerInterface() int {
+	return cfg.BlockSize * cfg.NumBlocks * cfg.Fanout
 }
 
 // RoleSource tells the capture which interfaces have which role. The
@@ -99,6 +127,12 @@ func (cfg CaptureConfig) withDefaults() (CaptureConfig, error) {
 	if cfg.Fanout < 1 {
 		cfg.Fanout = 1
 	}
+	if cfg.MaxInterfaceRingBytes == 0 {
+		cfg.MaxInterfaceRingBytes = DefaultMaxInterfaceRingBytes
+	}
+	if cfg.MaxTotalRingBytes == 0 {
+		cfg.MaxTotalRingBytes = DefaultMaxTotalRingBytes
+	}
 	page := os.Getpagesize()
 	switch {
 	case cfg.BlockSize < page || cfg.BlockSize%page != 0:
@@ -111,6 +145,13 @@ func (cfg CaptureConfig) withDefaults() (CaptureConfig, error) {
 		return cfg, fmt.Errorf("capture snaplen %d: use 64 to half the block size (%d)", cfg.Snaplen, cfg.BlockSize/2)
 	case cfg.Fanout > 64:
 		return cfg, fmt.Errorf("capture fanout %d: use at most 64 sockets per interface", cfg.Fanout)
+	case cfg.BlockSize > 1<<30 || cfg.NumBlocks > 1<<20 || cfg.Fanout > 64:
+		return cfg, fmt.Errorf("capture ring of %d blocks of %d bytes: too large (--collector.flows.ring.block-size, --collector.flows.ring.blocks)", cfg.NumBlocks, cfg.BlockSize)
+	case cfg.ringBytesPerInterface() > cfg.MaxInterfaceRingBytes:
+		return cfg, fmt.Errorf("capture rings of %d bytes per interface (block size %d × %d blocks × fanout %d) exceed --collector.flows.ring.max-interface-bytes=%d: lower --collector.flows.ring.blocks or .ring.block-size (the default ring is %d bytes), or raise the limit",
+			cfg.ringBytesPerInterface(), cfg.BlockSize, cfg.NumBlocks, cfg.Fanout, cfg.MaxInterfaceRingBytes, DefaultBlockSize*DefaultNumBlocks)
+	case cfg.MaxTotalRingBytes < cfg.ringBytesPerInterface():
+		return cfg, fmt.Errorf("--collector.flows.ring.max-total-bytes=%d is smaller than the rings of one interface (%d bytes): no interface could be captured", cfg.MaxTotalRingBytes, cfg.ringBytesPerInterface())
 	case cfg.Rescan < 100*time.Millisecond:
 		return cfg, fmt.Errorf("interface rescan interval %s: use at least 100ms", cfg.Rescan)
 	case cfg.Selector.Empty():

@@ -39,9 +39,12 @@ func ParseBPF(text string) ([]bpf.RawInstruction, error) {
 		return parseBPFArray(text)
 	}
 	fields := strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("BPF program %q holds no number: give the output of `tcpdump -ddd EXPR`", text)
+	}
 	n, err := strconv.Atoi(fields[0])
-	if err != nil || n <= 0 {
-		return nil, fmt.Errorf("BPF program: first number must be the instruction count as printed by `tcpdump -ddd`, got %q", fields[0])
+	if err != nil || n <= 0 || n > maxBPFInsns {
+		return nil, fmt.Errorf("BPF program: first number must be the instruction count as printed by `tcpdump -ddd`, got %q (1 to %d)", fields[0], maxBPFInsns)
 	}
 	if len(fields)-1 != 4*n {
 		return nil, fmt.Errorf("BPF program: count says %d instructions but %d numbers follow (want 4 per instruction, `tcpdump -ddd` format)", n, len(fields)-1)
@@ -96,11 +99,13 @@ func rawInstruction(v [4]uint64) (bpf.RawInstruction, error) {
 	return bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])}, nil
 }
 
+// maxBPFInsns is the kernel's BPF_MAXINSNS.
+const maxBPFInsns = 4096
+
 // checkBPF does the checks the kernel would reject with a bare EINVAL.
 func checkBPF(prog []bpf.RawInstruction) error {
-	const maxInsns = 4096 // BPF_MAXINSNS
-	if len(prog) == 0 || len(prog) > maxInsns {
-		return fmt.Errorf("BPF program of %d instructions: must have 1 to %d", len(prog), maxInsns)
+	if len(prog) == 0 || len(prog) > maxBPFInsns {
+		return fmt.Errorf("BPF program of %d instructions: must have 1 to %d", len(prog), maxBPFInsns)
 	}
 	for i, ins := range prog {
 		if ins.Op&0x07 != 0x05 { // not BPF_JMP

@@ -93,6 +93,10 @@ func TestParseBPFErrors(t *testing.T) {
 		{"2\n21 0 5 17\n6 0 0 0\n", "jumps past the end"},
 		{"1\n70000 0 0 0\n", "out of range"},
 		{"{ 0x6, 0, 0 },", "want { code, jt, jf, k }"},
+		{",", "holds no number"},
+		{" ,\n,\t", "holds no number"},
+		{"{", "unterminated {"},
+		{"99999\n6 0 0 0", "instruction count"},
 	} {
 		if _, err := ParseBPF(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseBPF(%q) error = %v, want it to say %q", tc.in, err, tc.want)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/tangfeixiong/nta/flowagg"
 )
@@ -42,15 +44,37 @@ type Capturer struct {
 	exited  chan memberExit
 	quit    chan struct{} // closed when Run returns
 
-	mu     sync.Mutex // guards ifaces; written only by the Run goroutine
-	ifaces map[string]*ifaceCapture
-	failed map[string]int // name → ifindex whose start failure was logged
+	mu        sync.Mutex // guards ifaces; written only by the Run goroutine
+	ifaces    map[string]*ifaceCapture
+	failed    map[string]ifaceFailure // selected interfaces that cannot be captured (Run goroutine only)
+	ringBytes int                     // kernel ring memory of the captured interfaces (Run goroutine only)
+
+	// open opens one ring (openRing; tests inject failures).
+	open func(ringOptions) (*ring, error)
+	// subscribe starts the netlink link feed (netlink.LinkSubscribeWithOptions).
+	subscribe func(ch chan<- netlink.LinkUpdate, done <-chan struct{}, opts netlink.LinkSubscribeOptions) error
+
+	feedBuffer       int           // receive buffer of the link feed socket (tests make it tiny)
+	linkResubscribes atomic.Uint64 // link feed ends (ENOBUFS) followed by a resubscribe
+	lastFeedLoss     time.Time     // Run goroutine only
+	feedErr          atomic.Pointer[error]
 
 	lastRoles   map[string][]string // Run goroutine only
 	rolesFailed bool
 
-	runErr atomic.Pointer[error] // why Run stopped capturing, set once
+	runErr  atomic.Pointer[error] // why Run stopped capturing, set once
+	failErr atomic.Pointer[error] // which selected interfaces cannot be captured; nil pointer or nil error: none
 }
+
+// ifaceFailure is why a selected interface cannot be captured.
+type ifaceFailure struct {
+	index int
+	err   error
+}
+
+// feedLossEpisode: link feed losses closer together than this are one
+// episode, logged once at warn.
+const feedLossEpisode = time.Minute
 
 // ifaceCapture is the capture of one interface: one ring per fanout member.
 type ifaceCapture struct {
@@ -94,10 +118,13 @@ func NewCapturer(cfg CaptureConfig, agg *flowagg.Aggregator, roles RoleSource, l
 	}
 	return &Capturer{
 		cfg: cfg, filter: filter, agg: agg, roles: roles, log: logger,
-		exited: make(chan memberExit),
-		quit:   make(chan struct{}),
-		ifaces: make(map[string]*ifaceCapture),
-		failed: make(map[string]int),
+		exited:     make(chan memberExit),
+		quit:       make(chan struct{}),
+		ifaces:     make(map[string]*ifaceCapture),
+		failed:     make(map[string]ifaceFailure),
+		open:       openRing,
+		subscribe:  netlink.LinkSubscribeWithOptions,
+		feedBuffer: 1 << 20,
 	}, nil
 }
 
@@ -125,26 +152,18 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 	defer close(c.quit)
 	defer c.stopAll("capture stopped")
 
-	updates := make(chan netlink.LinkUpdate, 256)
-	subDone := make(chan struct{})
-	err = netlink.LinkSubscribeWithOptions(updates, subDone, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) {
-			if ctx.Err() == nil {
-				c.log.Debug("netlink link subscription", "err", err)
-			}
-		},
-	})
-	if err != nil {
-		c.log.Warn("no netlink link notifications, relying on periodic rescan", "err", err, "rescan", c.cfg.Rescan)
-		updates = nil
-	} else {
-		defer func(ch <-chan netlink.LinkUpdate) {
-			close(subDone)
-			go func() { // the library closes ch once its socket is closed
-				for range ch {
-				}
-			}()
-		}(updates)
+	if err := probeSocket(c.filter); err != nil {
+		return err
+	}
+	var unsubscribe func()
+	defer func() {
+		if unsubscribe != nil {
+			unsubscribe()
+		}
+	}()
+	updates, unsubscribe := c.subscribeLinks(ctx)
+	if updates == nil {
+		c.log.Warn("no netlink link notifications, relying on periodic rescan", "err", c.lastFeedErr(), "rescan", c.cfg.Rescan)
 	}
 
 	if err := c.scan(ctx); err != nil {
@@ -162,8 +181,13 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 			return nil
 		case _, ok := <-updates:
 			if !ok {
-				c.log.Warn("netlink link subscription ended, relying on periodic rescan", "rescan", c.cfg.Rescan)
-				updates = nil
+				// The library ends the feed on any receive error, ENOBUFS
+				// when the kernel dropped notifications: interfaces that
+				// came or went meanwhile are unknown. Subscribe again and
+				// resync with a full scan now.
+				unsubscribe()
+				updates, unsubscribe = c.resubscribe(ctx)
+				err = c.scan(ctx)
 			} else if soon == nil {
 				soon = time.After(linkEventDelay)
 			}
@@ -171,6 +195,10 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 			soon = nil
 			err = c.scan(ctx)
 		case <-rescan.C:
+			if updates == nil { // the last resubscribe failed: try again
+				unsubscribe()
+				updates, unsubscribe = c.resubscribe(ctx)
+			}
 			err = c.scan(ctx)
 		case ex := <-c.exited:
 			c.memberExited(ex)
@@ -182,6 +210,79 @@ func (c *Capturer) Run(ctx context.Context) (err error) {
 		}
 	}
 }
+
+// probeSocket checks that AF_PACKET sockets can be opened at all and that
+// the kernel takes the socket filter, so that an unprivileged exporter or a
+// bad filter fails the flows collector at once, not only once an interface
+// is selected. The socket is never bound: it receives nothing.
+func probeSocket(filter []bpf.RawInstruction) error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return openSocketError(err)
+	}
+	defer unix.Close(fd)
+	if err := attachFilter(fd, filter); err != nil {
+		return fmt.Errorf("capture filter: %w", err)
+	}
+	return nil
+}
+
+// subscribeLinks starts the netlink link feed. It returns a nil channel
+// (and a no-op stop) when the subscription failed; the error is kept for
+// the log (lastFeedErr).
+func (c *Capturer) subscribeLinks(ctx context.Context) (<-chan netlink.LinkUpdate, func()) {
+	updates := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	err := c.subscribe(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil {
+				c.feedErr.Store(&err)
+				c.log.Debug("netlink link subscription", "err", err)
+			}
+		},
+		// Room for the burst of a namespace churn; capped by net.core.rmem_max.
+		ReceiveBufferSize: c.feedBuffer,
+	})
+	if err != nil {
+		c.feedErr.Store(&err)
+		return nil, func() {}
+	}
+	return updates, func() {
+		close(done)
+		go func() { // the library closes the channel once its socket is closed
+			for range updates {
+			}
+		}()
+	}
+}
+
+// resubscribe replaces a link feed that ended: it counts the loss, logs it
+// at warn once per episode (losses less than feedLossEpisode apart), and
+// subscribes again.
+func (c *Capturer) resubscribe(ctx context.Context) (<-chan netlink.LinkUpdate, func()) {
+	n := c.linkResubscribes.Add(1)
+	now := time.Now()
+	level := slog.LevelDebug
+	if c.lastFeedLoss.IsZero() || now.Sub(c.lastFeedLoss) > feedLossEpisode {
+		level = slog.LevelWarn
+	}
+	c.lastFeedLoss = now
+	updates, stop := c.subscribeLinks(ctx)
+	c.log.Log(ctx, level, "netlink link notifications lost (ENOBUFS: the kernel dropped notifications nta had not read yet); resubscribed and rescanning every interface — raise net.core.rmem_max if this repeats",
+		"err", c.lastFeedErr(), "resubscribed", updates != nil, "resubscribes", n)
+	return updates, stop
+}
+
+func (c *Capturer) lastFeedErr() error {
+	if p := c.feedErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// LinkResubscribes returns how often the netlink link feed ended (ENOBUFS
+// under namespace churn) and was subscribed again with a full rescan.
+func (c *Capturer) LinkResubscribes() uint64 { return c.linkResubscribes.Load() }
 
 // scan lists the host's links, starts capture on newly selected ones and
 // stops it on vanished, replaced or deselected ones. Interfaces must be up to
@@ -217,21 +318,41 @@ func (c *Capturer) scan(ctx context.Context) error {
 		switch {
 		case err == nil:
 			delete(c.failed, l.Name)
-		case errors.Is(err, fs.ErrPermission):
+		case errors.Is(err, fs.ErrPermission), errors.Is(err, ErrFilterRejected):
+			// The same on every interface: retrying cannot help.
 			return err
 		case errors.Is(err, errIfaceGone):
 			c.log.Debug("interface vanished before capture started", "interface", l.Name)
-		case c.failed[l.Name] != l.Index:
-			c.failed[l.Name] = l.Index
-			c.log.Warn("cannot capture, will retry on the next rescan", "interface", l.Name, "err", err)
+		default:
+			if f, ok := c.failed[l.Name]; !ok || f.index != l.Index {
+				c.log.Warn("cannot capture, will retry on the next rescan", "interface", l.Name, "err", err)
+			}
+			c.failed[l.Name] = ifaceFailure{index: l.Index, err: err}
 		}
 	}
-	for name, idx := range c.failed {
-		if l, ok := byName[name]; !ok || l.Index != idx {
+	for name, f := range c.failed {
+		l, ok := byName[name]
+		_, captured := c.ifaces[name]
+		if !ok || l.Index != f.index || captured || (rolesKnown && !c.cfg.Selector.Match(name, roles[name])) {
 			delete(c.failed, name)
 		}
 	}
+	c.publishFailures()
 	return nil
+}
+
+// publishFailures makes the interfaces that cannot be captured visible to
+// Err (scrapes read it from other goroutines).
+func (c *Capturer) publishFailures() {
+	if len(c.failed) == 0 {
+		c.failErr.Store(nil)
+		return
+	}
+	names := slices.Sorted(maps.Keys(c.failed))
+	first := c.failed[names[0]]
+	err := fmt.Errorf("%w on %d selected interface(s) %s, retried every rescan (%s): %s: %w",
+		ErrInterfacesFailed, len(names), strings.Join(names, ", "), c.cfg.Rescan, names[0], first.err)
+	c.failErr.Store(&err)
 }
 
 // interfaceRoles asks the role source. ok is false when it failed: then the
@@ -259,10 +380,15 @@ func (c *Capturer) interfaceRoles(ctx context.Context) (roles map[string][]strin
 
 // start opens cfg.Fanout rings on l and starts one goroutine per ring.
 func (c *Capturer) start(l LinkInfo) error {
+	need := c.cfg.ringBytesPerInterface()
+	if c.ringBytes+need > c.cfg.MaxTotalRingBytes {
+		return fmt.Errorf("%w: capturing %s needs %d more bytes of ring memory, %d of %d (--collector.flows.ring.max-total-bytes) are in use by %d interfaces — raise the limit, lower the ring size, or select fewer interfaces",
+			ErrRingBudget, l.Name, need, c.ringBytes, c.cfg.MaxTotalRingBytes, len(c.ifaces))
+	}
 	ic := &ifaceCapture{name: l.Name, index: l.Index, stopped: make(chan struct{}), done: make(chan struct{})}
 	fanoutID := -1
 	for shard := range c.cfg.Fanout {
-		r, err := openRing(ringOptions{
+		r, err := c.open(ringOptions{
 			name: l.Name, ifindex: l.Index,
 			blockSize: c.cfg.BlockSize, numBlocks: c.cfg.NumBlocks, blockTimeout: c.cfg.BlockTimeout,
 			filter: c.filter, fanout: c.cfg.Fanout > 1, fanoutID: fanoutID,
@@ -291,6 +417,7 @@ func (c *Capturer) start(l LinkInfo) error {
 	c.mu.Lock()
 	c.ifaces[ic.name] = ic
 	c.mu.Unlock()
+	c.ringBytes += need
 	c.log.Info("capturing", "interface", ic.name, "ifindex", ic.index, "sockets", len(ic.members),
 		"ring_bytes", c.cfg.BlockSize*c.cfg.NumBlocks)
 	return nil
@@ -329,6 +456,8 @@ func (c *Capturer) memberExited(ex memberExit) {
 	}
 	c.log.Warn("capture failed, retrying on the next rescan", "interface", ex.ic.name, "err", ex.err)
 	c.stopIface(ex.ic, "capture failed")
+	c.failed[ex.ic.name] = ifaceFailure{index: ex.ic.index, err: ex.err}
+	c.publishFailures()
 }
 
 // stopIface stops the rings of ic, waits for their goroutines, closes the
@@ -350,6 +479,7 @@ func (c *Capturer) stopIface(ic *ifaceCapture, reason string) {
 	c.mu.Lock()
 	delete(c.ifaces, ic.name)
 	c.mu.Unlock()
+	c.ringBytes -= c.cfg.ringBytesPerInterface()
 	c.release(ic.name)
 	c.log.Info("released interface", "interface", ic.name, "reason", reason,
 		"kernel_packets", total.Packets, "kernel_drops", total.Drops)
@@ -361,11 +491,18 @@ func (c *Capturer) stopAll(reason string) {
 	}
 }
 
-// Err returns nil while Run captures, and once Run has returned the reason
-// capture stopped (the context's error after a clean stop). The exporter
-// reports it as a failed flows collector: flow counters are frozen.
+// Err returns nil while Run captures every selected interface. Once Run
+// has returned it is the reason capture stopped (the context's error after
+// a clean stop; no AF_PACKET permission; a filter the kernel rejects); while
+// Run runs, an error wrapping ErrInterfacesFailed names the selected
+// interfaces whose capture cannot start or failed (a ring the kernel
+// refused, the ring memory budget). The exporter reports either as a
+// failed flows collector.
 func (c *Capturer) Err() error {
 	if p := c.runErr.Load(); p != nil {
+		return *p
+	}
+	if p := c.failErr.Load(); p != nil {
 		return *p
 	}
 	return nil
@@ -401,8 +538,14 @@ func (c *Capturer) table(name string, shard int) *flowagg.IfaceTable { return c.
 func (c *Capturer) release(name string) { c.agg.Release(name) }
 
 // listLinks reads the links of the calling thread's (the host) network namespace.
+// A dump that interfaces changed under (NLM_F_DUMP_INTR: likely right
+// when a burst of changes overflowed the link feed) is read again.
 func listLinks() ([]LinkInfo, error) {
 	links, err := netlink.LinkList()
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 5; try++ {
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+		links, err = netlink.LinkList()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink link list: %w", err)
 	}

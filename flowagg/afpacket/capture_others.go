@@ -29,3 +29,6 @@ func (c *Capturer) Stats() []IfaceStats { return nil }
 
 // Err returns ErrNotSupported.
 func (c *Capturer) Err() error { return ErrNotSupported }
+
+// LinkResubscribes returns 0.
+func (c *Capturer) LinkResubscribes() uint64 { return 0 }

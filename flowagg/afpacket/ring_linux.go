@@ -77,6 +77,29 @@ type ring struct {
 	totals  IfaceStats // Packets, Drops, FreezeQueue running totals
 }
 
+// openSocketError says what to do when an AF_PACKET socket cannot be created.
+func openSocketError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("AF_PACKET socket: %w — run as root or grant CAP_NET_RAW (setcap cap_net_raw+ep, docker --cap-add NET_RAW)", err)
+	case errors.Is(err, unix.EAFNOSUPPORT):
+		return fmt.Errorf("AF_PACKET socket: %w — the kernel lacks CONFIG_PACKET; load module af_packet", err)
+	}
+	return fmt.Errorf("AF_PACKET socket: %w", err)
+}
+
+// attachFilter attaches a classic BPF program (none when empty) to fd.
+func attachFilter(fd int, filter []bpf.RawInstruction) error {
+	if len(filter) == 0 {
+		return nil
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&filter[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		return fmt.Errorf("attach capture filter: %w: %w — fix --collector.flows.filter-bpf (check it with `tcpdump -d`); capture stops rather than retrying it", ErrFilterRejected, err)
+	}
+	return nil
+}
+
 // errIfaceGone says the interface the ring was bound to no longer exists.
 var errIfaceGone = errors.New("interface vanished")
 
@@ -85,13 +108,8 @@ var errIfaceGone = errors.New("interface vanished")
 // protocol 0 receives nothing until bind, so no unfiltered frame gets in.
 func openRing(o ringOptions) (r *ring, err error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return nil, fmt.Errorf("AF_PACKET socket: %w — run as root or grant CAP_NET_RAW (setcap cap_net_raw+ep, docker --cap-add NET_RAW)", err)
-	case errors.Is(err, unix.EAFNOSUPPORT):
-		return nil, fmt.Errorf("AF_PACKET socket: %w — the kernel lacks CONFIG_PACKET; load module af_packet", err)
-	case err != nil:
-		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
+	if err != nil {
+		return nil, openSocketError(err)
 	}
 	r = &ring{opts: o, fanoutID: o.fanoutID, vlan: make([]byte, 0, o.blockSize)}
 	defer func() {
@@ -102,11 +120,8 @@ func openRing(o ringOptions) (r *ring, err error) {
 	if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return r, fmt.Errorf("%s: setsockopt PACKET_VERSION TPACKET_V3: %w — needs Linux 3.2 or later", o.name, err)
 	}
-	if len(o.filter) > 0 {
-		prog := unix.SockFprog{Len: uint16(len(o.filter)), Filter: (*unix.SockFilter)(unsafe.Pointer(&o.filter[0]))}
-		if err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-			return r, fmt.Errorf("%s: attach capture filter: %w — the kernel rejected the BPF program; check it with `tcpdump -d`", o.name, err)
-		}
+	if err = attachFilter(fd, o.filter); err != nil {
+		return r, fmt.Errorf("%s: %w", o.name, err)
 	}
 	req := unix.TpacketReq3{
 		Block_size:     uint32(o.blockSize),

@@ -9,8 +9,11 @@ import "encoding/binary"
 // fragment, or after the entry was overwritten or aged out, is counted with
 // ports 0 (a separate flow with the same addresses and protocol).
 //
-// The cache is a fixed direct-mapped array: no allocation, O(1), and a flood
-// of fragments can only overwrite entries, never grow memory.
+// The cache is a fixed direct-mapped array: O(1), and a flood of fragments
+// can only overwrite entries, never grow memory. It is allocated by the
+// first fragment a decoder sees (once, ~30 KiB): a table per interface of
+// a pcapng file with 100k interfaces, most without fragments, must not
+// cost 3 GB.
 
 const (
 	fragSlots  = 512             // power of two
@@ -27,7 +30,7 @@ type fragEntry struct {
 }
 
 type fragCache struct {
-	slots [fragSlots]fragEntry
+	slots *[fragSlots]fragEntry // nil until the first store
 }
 
 func fragSlot(k *FlowKey, id uint32) uint32 {
@@ -43,6 +46,9 @@ func fragSlot(k *FlowKey, id uint32) uint32 {
 
 // store remembers the ports of a first fragment.
 func (c *fragCache) store(k *FlowKey, id uint32, now int64) {
+	if c.slots == nil {
+		c.slots = new([fragSlots]fragEntry)
+	}
 	e := &c.slots[fragSlot(k, id)]
 	*e = fragEntry{src: k.Src, dst: k.Dst, id: id, proto: k.Proto, family: k.Family,
 		sport: k.SrcPort, dport: k.DstPort, seen: now}
@@ -51,6 +57,9 @@ func (c *fragCache) store(k *FlowKey, id uint32, now int64) {
 // lookup fills in the ports of a later fragment when its first fragment was
 // seen less than fragMaxAge ago; otherwise the ports stay 0.
 func (c *fragCache) lookup(k *FlowKey, id uint32, now int64) {
+	if c.slots == nil {
+		return
+	}
 	e := &c.slots[fragSlot(k, id)]
 	if e.id != id || e.proto != k.Proto || e.family != k.Family ||
 		e.src != k.Src || e.dst != k.Dst {

@@ -39,6 +39,8 @@ var ErrNotCapture = errors.New("not a pcap or pcapng file")
 //
 // On a corrupt or truncated file it returns the report of the packets read
 // before the damage together with an error that says where reading stopped.
+// Input that is not a capture file (ErrNotCapture) or whose file header
+// cannot be read gives no report at all: nil and the error.
 func Analyze(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 	if opts.Top <= 0 {
 		opts.Top = 10
@@ -61,17 +63,17 @@ func Analyze(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
-		return a.report(""), fmt.Errorf("reading capture file header: %w: %w", ErrNotCapture, err)
+		return nil, fmt.Errorf("reading capture file header: %w: %w", ErrNotCapture, err)
 	}
 	if magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return a.report(""), fmt.Errorf("reading gzip header: %w", err)
+			return nil, fmt.Errorf("reading gzip header: %w", err)
 		}
 		defer gz.Close()
 		br = bufio.NewReaderSize(gz, 1<<16)
 		if magic, err = br.Peek(4); err != nil {
-			return a.report(""), fmt.Errorf("reading capture file header inside gzip: %w: %w", ErrNotCapture, err)
+			return nil, fmt.Errorf("reading capture file header inside gzip: %w: %w", ErrNotCapture, err)
 		}
 	}
 	switch m := binary.LittleEndian.Uint32(magic); m {
@@ -80,7 +82,7 @@ func Analyze(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
 		return a.readPcap(br, opts)
 	default:
-		return a.report(""), fmt.Errorf("%w: magic number %08x — give a file written by tcpdump, tshark or dumpcap", ErrNotCapture, m)
+		return nil, fmt.Errorf("%w: magic number %08x — give a file written by tcpdump, tshark or dumpcap", ErrNotCapture, m)
 	}
 }
 
@@ -125,11 +127,11 @@ func (a *analyzer) add(t *flowagg.IfaceTable, link decoder.LinkType, data []byte
 func (a *analyzer) readPcap(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 	pr, err := pcapgo.NewReader(r)
 	if err != nil {
-		return a.report("pcap"), fmt.Errorf("reading pcap file header: %w", err)
+		return nil, fmt.Errorf("reading pcap file header: %w", err)
 	}
 	link, ok := linkOf(pr.LinkType())
 	if !ok {
-		return a.report("pcap"), fmt.Errorf("pcap link type %s (%d) is not supported: capture Ethernet, Linux cooked (-i any) or raw IP", pr.LinkType(), int(pr.LinkType()))
+		return nil, fmt.Errorf("pcap link type %s (%d) is not supported: capture Ethernet, Linux cooked (-i any) or raw IP", pr.LinkType(), int(pr.LinkType()))
 	}
 	t := a.agg.Interface(opts.Interface)
 	for {
@@ -147,7 +149,7 @@ func (a *analyzer) readPcap(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 func (a *analyzer) readPcapng(r io.Reader, opts AnalyzeOptions) (*Report, error) {
 	nr, err := pcapgo.NewNgReader(r, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 	if err != nil {
-		return a.report("pcapng"), fmt.Errorf("reading pcapng section header: %w", err)
+		return nil, fmt.Errorf("reading pcapng section header: %w", err)
 	}
 	for {
 		data, ci, popts, err := nr.ZeroCopyReadPacketDataWithOptions()

@@ -21,7 +21,7 @@ import (
 // TCP flow, 2 of a UDP flow, one ARP and one truncated frame.
 var t0 = time.Now()
 
-func testPackets(t *testing.T) [][]byte {
+func testPackets(t testing.TB) [][]byte {
 	var ps [][]byte
 	for range 5 {
 		ps = append(ps, frametest.TCP4Frame(t, "10.0.0.1", "10.0.0.2", 40000, 443, 1000))
@@ -34,7 +34,7 @@ func testPackets(t *testing.T) [][]byte {
 	return ps
 }
 
-func writePcap(t *testing.T, ps [][]byte) []byte {
+func writePcap(t testing.TB, ps [][]byte) []byte {
 	var buf bytes.Buffer
 	w := pcapgo.NewWriterNanos(&buf)
 	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {

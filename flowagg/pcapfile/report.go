@@ -114,6 +114,38 @@ func (a *analyzer) report(format string) *Report {
 	return rep
 }
 
+// jsonTime writes a timestamp as time.Time does (RFC 3339 with
+// nanoseconds, UTC) but for any year: time.Time's MarshalJSON fails outside
+// years 0-9999, which a corrupt or crafted capture file reaches easily, and
+// the text report prints such years too.
+type jsonTime time.Time
+
+func (t jsonTime) IsZero() bool { return time.Time(t).IsZero() }
+
+func (t jsonTime) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Time(t).UTC().Format(time.RFC3339Nano))
+}
+
+// MarshalJSON writes the report with timestamps of any year (see jsonTime).
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	return json.Marshal(struct {
+		plain
+		First jsonTime `json:"first,omitzero"`
+		Last  jsonTime `json:"last,omitzero"`
+	}{plain(r), jsonTime(r.First), jsonTime(r.Last)})
+}
+
+// MarshalJSON writes the flow with timestamps of any year (see jsonTime).
+func (f FlowReport) MarshalJSON() ([]byte, error) {
+	type plain FlowReport
+	return json.Marshal(struct {
+		plain
+		First jsonTime `json:"first"`
+		Last  jsonTime `json:"last"`
+	}{plain(f), jsonTime(f.First), jsonTime(f.Last)})
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
