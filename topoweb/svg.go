@@ -16,6 +16,10 @@ import (
 
 	"github.com/goccy/go-graphviz"
 
+	// Before go-graphviz's init: its compilation cache in a directory of
+	// this user, not the shared /tmp (see the package).
+	_ "github.com/tangfeixiong/nta/internal/wasmcache"
+
 	"github.com/tangfeixiong/nta/topology"
 )
 

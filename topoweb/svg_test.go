@@ -3,13 +3,22 @@ package topoweb
 import (
 	"context"
 	"html"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/tangfeixiong/nta/internal/wasmcache"
 	"github.com/tangfeixiong/nta/topology"
 )
+
+// TestMain gives the tests their TMPDIR back once go-graphviz is up, as
+// the exporter's main does.
+func TestMain(m *testing.M) {
+	wasmcache.Restore()
+	os.Exit(m.Run())
+}
 
 // box is a rectangle in SVG coordinates.
 type box struct{ x0, y0, x1, y1 float64 }
@@ -126,5 +135,16 @@ func TestSVGReadsLikeTheLabNotes(t *testing.T) {
 	again, key2, err := r.SVG(context.Background(), topology.Build(snap, views))
 	if err != nil || key2 != key || &again[0] != &svg[0] {
 		t.Errorf("unchanged graph laid out again (key %s→%s, err %v)", key, key2, err)
+	}
+}
+
+// go-graphviz's init compiled its module with the cache in wasmcache's
+// directory: wasmcache's init ran first, as the package says.
+func TestGraphvizCacheInUserDirectory(t *testing.T) {
+	if wasmcache.Dir == "" {
+		t.Skip("no writable cache directory: go-graphviz compiled without a cache")
+	}
+	if _, err := os.Stat(wasmcache.Dir + "/go-graphviz"); err != nil {
+		t.Errorf("go-graphviz's cache is not under %s (%v): its init ran before wasmcache's", wasmcache.Dir, err)
 	}
 }
