@@ -16,12 +16,16 @@ import (
 
 	"github.com/goccy/go-graphviz"
 
-	// Before go-graphviz's init: its compilation cache in a directory of
-	// this user, not the shared /tmp (see the package).
-	_ "github.com/tangfeixiong/nta/internal/wasmcache"
+	// Initialized before go-graphviz: its compilation cache in a directory
+	// of this user, not the shared /tmp (see the package, and init below).
+	"github.com/tangfeixiong/nta/internal/wasmcache"
 
 	"github.com/tangfeixiong/nta/topology"
 )
+
+// go-graphviz has compiled its module (its init ran before this package's):
+// the process gets its own TMPDIR back.
+func init() { wasmcache.Restore() }
 
 // gvMu serialises every call into Graphviz: go-graphviz runs one
 // WebAssembly instance per process (its package state), whose memory and

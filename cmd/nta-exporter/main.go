@@ -25,7 +25,6 @@ import (
 	"github.com/tangfeixiong/nta/collector"
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
-	"github.com/tangfeixiong/nta/internal/wasmcache"
 	"github.com/tangfeixiong/nta/libvirtview"
 	"github.com/tangfeixiong/nta/ovsview"
 )
@@ -50,7 +49,6 @@ type options struct {
 }
 
 func main() {
-	wasmcache.Restore() // the inits are done: TMPDIR is the user's again
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

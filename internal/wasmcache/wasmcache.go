@@ -8,15 +8,15 @@
 // exporter would load compiled code from a directory another user may have
 // created. So, before that init, this package points TMPDIR at a cache
 // directory of the current user (os.UserCacheDir()/nta, mode 0700), or at a
-// fresh private temporary directory when there is none, and Restore gives
-// the process its own TMPDIR back.
+// fresh private temporary directory when there is none, and Restore, called
+// from the init of the package that imports go-graphviz, gives the process
+// its own TMPDIR back.
 //
 // It must run before go-graphviz's init. Go initializes packages in import
 // path order among those whose imports are initialized (the Go 1.21
 // specification): this package imports only os, and its path sorts before
 // github.com/tetratelabs/wazero, which go-graphviz needs and which needs os,
-// so it runs first. The main package imports it for that effect, and
-// TestCacheDirectoryIsPrivate checks the outcome.
+// so it runs first (topoweb's TestGraphvizCacheInUserDirectory checks it).
 package wasmcache
 
 import "os"
@@ -57,9 +57,14 @@ func private(dir string) bool {
 	return ownedByMe(fi)
 }
 
+// Scratch reports whether Dir was a temporary directory of this process
+// (removed by Restore).
+func Scratch() bool { return scratch }
+
 // Restore gives the process its own TMPDIR back and removes a scratch
-// cache directory (the compiled module is in memory by then). Call it at
-// the start of main.
+// cache directory (the compiled module is in memory by then). The package
+// that imports go-graphviz calls it in its own init, which runs after
+// go-graphviz's.
 func Restore() {
 	if Dir == "" {
 		return
