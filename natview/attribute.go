@@ -1,0 +1,177 @@
+package natview
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/ti-mo/conntrack"
+)
+
+// IP protocol numbers nta names.
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+	protoSCTP   = 132
+)
+
+// ProtoName returns the label of an IP protocol number.
+func ProtoName(p uint8) string {
+	switch p {
+	case protoICMP:
+		return "icmp"
+	case protoTCP:
+		return "tcp"
+	case protoUDP:
+		return "udp"
+	case protoICMPv6:
+		return "icmpv6"
+	case protoSCTP:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// ProtoNumber is the inverse of ProtoName for the names Docker publishes
+// ("tcp", "udp", "sctp"); 0 for anything else.
+func ProtoNumber(name string) uint8 {
+	switch name {
+	case "tcp":
+		return protoTCP
+	case "udp":
+		return protoUDP
+	case "sctp":
+		return protoSCTP
+	}
+	return 0
+}
+
+// connInfo is what attribution reads of a flow: kept per connection so an
+// unattributed one can be tried again when the endpoints change.
+type connInfo struct {
+	proto      uint8
+	dnat, snat bool
+	origSrc    netip.Addr
+	origDst    netip.Addr
+	origDport  uint16
+	replySrc   netip.Addr
+	replySport uint16
+}
+
+func infoOf(f *conntrack.Flow) connInfo {
+	o, r := &f.TupleOrig, &f.TupleReply
+	return connInfo{
+		proto:      o.Proto.Protocol,
+		dnat:       f.Status.DstNAT(),
+		snat:       f.Status.SrcNAT(),
+		origSrc:    o.IP.SourceAddress.Unmap(),
+		origDst:    o.IP.DestinationAddress.Unmap(),
+		origDport:  o.Proto.DestinationPort,
+		replySrc:   r.IP.SourceAddress.Unmap(),
+		replySport: r.Proto.SourcePort,
+	}
+}
+
+// groupKey is a series without its peer.
+type groupKey struct {
+	containerID string
+	direction   string
+	proto       uint8
+	hostIP      string
+	hostPort    uint16
+}
+
+type portKey struct {
+	proto    uint8
+	hostPort uint16
+}
+
+// index is Endpoints arranged for lookups; built when the endpoints change,
+// read for each new connection.
+type index struct {
+	containers map[netip.Addr]Container
+	ports      map[portKey][]Port
+	hostAddrs  map[netip.Addr]bool
+	byID       map[string]Container
+}
+
+func newIndex(e Endpoints) *index {
+	ix := &index{
+		containers: make(map[netip.Addr]Container, len(e.Containers)),
+		ports:      map[portKey][]Port{},
+		hostAddrs:  e.HostAddrs,
+		byID:       map[string]Container{},
+	}
+	for a, c := range e.Containers {
+		ix.containers[a.Unmap()] = c
+		ix.byID[c.ID] = c
+	}
+	for _, p := range e.Ports {
+		k := portKey{p.Proto, p.HostPort}
+		p.HostIP = p.HostIP.Unmap()
+		ix.ports[k] = append(ix.ports[k], p)
+		ix.byID[p.Container.ID] = p.Container
+	}
+	return ix
+}
+
+// attribute returns the series a connection belongs to, or ok false when
+// it is no container's north-south traffic.
+func (ix *index) attribute(c *connInfo) (g groupKey, ct Container, peer string, ok bool) {
+	if ix == nil {
+		return g, ct, "", false
+	}
+	if c.dnat {
+		ct, found := ix.containers[c.replySrc]
+		if found && (ix.hostAddrs == nil || ix.hostAddrs[c.origDst]) {
+			for _, p := range ix.ports[portKey{c.proto, c.origDport}] {
+				if p.Container.ID != ct.ID || p.ContainerPort != c.replySport || !hostIPMatches(p.HostIP, c.origDst) {
+					continue
+				}
+				g = groupKey{containerID: ct.ID, direction: Ingress, proto: c.proto, hostIP: hostIPLabel(p.HostIP), hostPort: p.HostPort}
+				return g, ct, c.origSrc.String(), true
+			}
+		}
+	}
+	if c.snat {
+		if ct, found := ix.containers[c.origSrc]; found {
+			g = groupKey{containerID: ct.ID, direction: Egress, proto: c.proto}
+			peer = c.origDst.String()
+			if c.proto != protoICMP && c.proto != protoICMPv6 {
+				peer = netip.AddrPortFrom(c.origDst, c.origDport).String()
+			}
+			return g, ct, peer, true
+		}
+	}
+	return g, ct, "", false
+}
+
+// hostIPMatches reports whether a published binding's host address accepts
+// a connection to dst: the same address, or the unspecified address of
+// dst's family, or no address at all.
+func hostIPMatches(bind, dst netip.Addr) bool {
+	if !bind.IsValid() {
+		return true
+	}
+	if bind.IsUnspecified() {
+		return bind.Is4() == dst.Is4()
+	}
+	return bind == dst
+}
+
+func hostIPLabel(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// knows reports whether a container id is among the endpoints.
+func (ix *index) knows(id string) (Container, bool) {
+	if ix == nil {
+		return Container{}, false
+	}
+	c, ok := ix.byID[id]
+	return c, ok
+}

@@ -1,0 +1,244 @@
+package natview
+
+import (
+	"net/netip"
+
+	"github.com/ti-mo/conntrack"
+)
+
+// connKey identifies a conntrack entry: the kernel's id plus the original
+// tuple, so a reused id or tuple is another connection.
+type connKey struct {
+	id           uint32
+	proto        uint8
+	src, dst     netip.Addr
+	sport, dport uint16 // for ICMP: the id, and type<<8|code
+}
+
+func keyOf(f *conntrack.Flow) connKey {
+	o := &f.TupleOrig
+	k := connKey{id: f.ID, proto: o.Proto.Protocol, src: o.IP.SourceAddress.Unmap(), dst: o.IP.DestinationAddress.Unmap()}
+	if o.Proto.ICMPv4 || o.Proto.ICMPv6 {
+		k.sport, k.dport = o.Proto.ICMPID, uint16(o.Proto.ICMPType)<<8|uint16(o.Proto.ICMPCode)
+	} else {
+		k.sport, k.dport = o.Proto.SourcePort, o.Proto.DestinationPort
+	}
+	return k
+}
+
+// isNAT reports whether a flow had its source or destination translated:
+// only those can be north-south traffic of a container.
+func isNAT(f *conntrack.Flow) bool { return f.Status.SrcNAT() || f.Status.DstNAT() }
+
+// conn is a live NAT'd connection and what of its counters is counted.
+type conn struct {
+	info        connInfo
+	orig, reply Counters // counted so far
+	agg         *peerAgg // nil while no container owns it
+	gen         uint64   // last dump that listed it
+	fromDump    bool     // first seen in a dump after the first of a session
+	sawEvent    bool     // an event named it
+}
+
+// tomb remembers a connection that left the table, so a late event or a
+// dump racing with its DESTROY does not count it again.
+type tomb struct {
+	orig, reply Counters
+	agg         *peerAgg
+	gen         uint64
+	vanished    bool // removed by a dump (its DESTROY not seen yet)
+}
+
+// table is the accounting state. It is not safe for concurrent use: the
+// Watcher's goroutine owns it and scrapes read snapshots under its lock.
+type table struct {
+	budget     int
+	ix         *index
+	conns      map[connKey]*conn
+	tombs      map[connKey]*tomb
+	containers map[string]*ctrAgg
+	gen        uint64 // dumps applied
+	firstGen   uint64 // the first dump of the current session
+	health     Health
+}
+
+func newTable(budget int) *table {
+	if budget < 1 {
+		budget = 1
+	}
+	return &table{
+		budget:     budget,
+		conns:      map[connKey]*conn{},
+		tombs:      map[connKey]*tomb{},
+		containers: map[string]*ctrAgg{},
+	}
+}
+
+// setEndpoints installs new attribution input and attributes the
+// connections no container owned so far.
+func (t *table) setEndpoints(e Endpoints) {
+	t.ix = newIndex(e)
+	for _, c := range t.conns {
+		if c.agg == nil {
+			t.attribute(c)
+		}
+	}
+}
+
+// Event kinds applied by [table.event].
+const (
+	evNew = iota
+	evUpdate
+	evDestroy
+)
+
+// event applies one conntrack event.
+func (t *table) event(kind int, f *conntrack.Flow) {
+	t.health.Events[kind]++
+	k := keyOf(f)
+	if c, ok := t.conns[k]; ok {
+		c.sawEvent = true
+		t.advance(c, f)
+		if kind == evDestroy {
+			t.remove(k, c, false)
+		}
+		return
+	}
+	if tb, ok := t.tombs[k]; ok {
+		// Gone already. Only a DESTROY after a dump removed the connection
+		// adds anything: the counters since that dump's last reading.
+		if kind == evDestroy && tb.vanished {
+			o, r := delta(&tb.orig, f.CountersOrig), delta(&tb.reply, f.CountersReply)
+			if tb.agg != nil {
+				p := tb.agg.resolve()
+				p.add(p.direction(), o, r)
+			}
+			tb.vanished = false
+		}
+		return
+	}
+	if !isNAT(f) {
+		return
+	}
+	c := t.create(f)
+	c.sawEvent = true
+	t.conns[k] = c
+	if kind == evDestroy {
+		t.remove(k, c, false)
+	}
+}
+
+// beginDump starts a dump generation: tombs older than the previous dump
+// are forgotten (every event queued before that dump has been applied), and
+// connections a dump found that no event ever named count as lost events.
+func (t *table) beginDump(firstOfSession bool) {
+	t.gen++
+	if firstOfSession {
+		t.firstGen = t.gen
+	}
+	for k, tb := range t.tombs {
+		if tb.gen+1 < t.gen {
+			if tb.vanished {
+				t.health.EventsLost++ // its DESTROY never came
+			}
+			delete(t.tombs, k)
+		}
+	}
+	for _, c := range t.conns {
+		if c.fromDump && c.gen+1 == t.gen {
+			if !c.sawEvent {
+				t.health.EventsLost++ // its NEW never came
+			}
+			c.fromDump = false
+		}
+	}
+}
+
+// dumped applies one flow of the dump begun with beginDump.
+func (t *table) dumped(f *conntrack.Flow) {
+	k := keyOf(f)
+	if c, ok := t.conns[k]; ok {
+		t.advance(c, f)
+		c.gen = t.gen
+		return
+	}
+	if _, ok := t.tombs[k]; ok || !isNAT(f) {
+		return
+	}
+	c := t.create(f)
+	c.gen = t.gen
+	c.fromDump = t.gen != t.firstGen
+	t.conns[k] = c
+}
+
+// endDump removes the connections the dump did not list: they ended while
+// their DESTROY was lost or is still queued (the tomb catches it).
+func (t *table) endDump() {
+	for k, c := range t.conns {
+		if c.gen != t.gen {
+			t.remove(k, c, true)
+		}
+	}
+	for id, ca := range t.containers {
+		if _, known := t.ix.knows(id); !known && ca.open() == 0 {
+			delete(t.containers, id)
+		}
+	}
+	t.health.Dumps++
+}
+
+// create makes a connection from its first reading and counts it.
+func (t *table) create(f *conntrack.Flow) *conn {
+	c := &conn{info: infoOf(f), orig: counters(f.CountersOrig), reply: counters(f.CountersReply)}
+	t.attribute(c)
+	return c
+}
+
+// attribute gives c to its series when a container owns it, counting the
+// connection and everything it carried so far.
+func (t *table) attribute(c *conn) {
+	g, ct, peer, ok := t.ix.attribute(&c.info)
+	if !ok {
+		return
+	}
+	p := t.peer(g, ct, peer)
+	p.opened++
+	p.openNow++
+	p.add(g.direction, c.orig, c.reply)
+	c.agg = p
+}
+
+// advance counts what a connection carried since its last reading.
+func (t *table) advance(c *conn, f *conntrack.Flow) {
+	o, r := delta(&c.orig, f.CountersOrig), delta(&c.reply, f.CountersReply)
+	if c.agg != nil {
+		p := c.agg.resolve()
+		p.add(p.direction(), o, r)
+	}
+}
+
+// remove takes a connection out of the table and leaves a tomb.
+func (t *table) remove(k connKey, c *conn, vanished bool) {
+	delete(t.conns, k)
+	if c.agg != nil {
+		c.agg.resolve().openNow--
+	}
+	t.tombs[k] = &tomb{orig: c.orig, reply: c.reply, agg: c.agg, gen: t.gen, vanished: vanished}
+}
+
+func counters(c conntrack.Counter) Counters { return Counters{Bytes: c.Bytes, Packets: c.Packets} }
+
+// delta returns how much now exceeds what was counted and moves counted up
+// to it; kernel counters only grow, so a lower reading is an old one.
+func delta(counted *Counters, now conntrack.Counter) Counters {
+	var d Counters
+	if now.Bytes > counted.Bytes {
+		d.Bytes = now.Bytes - counted.Bytes
+		counted.Bytes = now.Bytes
+	}
+	if now.Packets > counted.Packets {
+		d.Packets = now.Packets - counted.Packets
+		counted.Packets = now.Packets
+	}
+	return d
+}
