@@ -20,7 +20,10 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 var update = flag.Bool("update", false, "rewrite collector/testdata/*.prom from the collectors' output; review the diff before committing it")
 
@@ -97,16 +100,21 @@ func TestGoldenExposition(t *testing.T) {
 		fixture func() (*hostnet.Snapshot, dockerview.View)
 		dockerr error
 		libvirt func() (*hostnet.Snapshot, libvirtview.View)
+		nat     *natview.Snapshot
 	}{
-		{"docker_host", dockerHost, nil, nil},
-		{"vanished_netns", vanishedNetns, nil, nil},
-		{"network_modes", networkModes, nil, nil},
+		{"docker_host", dockerHost, nil, nil, nil},
+		{"vanished_netns", vanishedNetns, nil, nil, nil},
+		{"network_modes", networkModes, nil, nil, nil},
 		// Docker down: the docker collector reports no data, the graph
 		// still shows the kernel's wiring.
-		{"docker_down", dockerHost, unavailable, nil},
+		{"docker_down", dockerHost, unavailable, nil, nil},
 		// A libvirt host next to Docker: VMs on a Linux bridge and on an
 		// isolated libvirt network, a hostdev NIC, a stopped VM.
-		{"libvirt_host", nil, unavailable, libvirtHost},
+		{"libvirt_host", nil, unavailable, libvirtHost, nil},
+		// North-south traffic through Docker's NAT, with conntrack
+		// accounting on (bytes and packets) and off (connections only).
+		{"nat_host", dockerHost, nil, nil, ptr(natHost(true))},
+		{"nat_no_accounting", dockerHost, nil, nil, ptr(natHost(false))},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var snap *hostnet.Snapshot
@@ -123,7 +131,11 @@ func TestGoldenExposition(t *testing.T) {
 			if sc.dockerr != nil {
 				view = dockerview.View{}
 			}
-			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv})
+			nat := fakeNAT{err: fmt.Errorf("%w: /proc/sys/net/netfilter/nf_conntrack_max missing — nf_conntrack is not loaded: modprobe nf_conntrack", natview.ErrUnavailable)}
+			if sc.nat != nil {
+				nat = fakeNAT{snap: *sc.nat}
+			}
+			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv, NAT: nat})
 			path := filepath.Join("testdata", sc.name+".prom")
 			if *update {
 				writeGolden(t, path, g)

@@ -13,6 +13,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 )
 
 func TestSourcesNeededUnitesDeclarations(t *testing.T) {
@@ -27,6 +28,7 @@ func TestSourcesNeededUnitesDeclarations(t *testing.T) {
 		{[]string{"graph"}, NeedHost | NeedDocker | NeedLibvirt, "host,docker,libvirt"},
 		{[]string{"libvirt"}, NeedHost | NeedLibvirt, "host,libvirt"},
 		{[]string{"flows"}, NeedHost | NeedDocker | NeedLibvirt | NeedFlows, "host,docker,libvirt,flows"},
+		{[]string{"nat"}, NeedNAT, "nat"},
 		{[]string{"no-such-collector"}, 0, "none"},
 	} {
 		got := SourcesNeeded(c.names)
@@ -57,6 +59,15 @@ func (s spyDocker) View() (dockerview.View, error) {
 	return s.view, nil
 }
 
+type spyNAT struct {
+	used *Need
+}
+
+func (s spyNAT) Snapshot() (natview.Snapshot, error) {
+	*s.used |= NeedNAT
+	return natHost(true), nil
+}
+
 type spyLibvirt struct {
 	view libvirtview.View
 	used *Need
@@ -76,7 +87,7 @@ func TestCollectorsReadExactlyTheSourcesTheyDeclare(t *testing.T) {
 	_, lv := libvirtHost()
 	for _, name := range goldenCollectors() {
 		var used Need
-		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}}
+		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}, NAT: spyNAT{&used}}
 		c, err := factories[name].factory(src, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -125,6 +125,9 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 		var recv *receiveError
 		if errors.As(err, &recv) {
+			w.mu.Lock()
+			w.tab.health.ReceiveErrors++
+			w.mu.Unlock()
 			w.log.Debug("conntrack events lost; re-dumping", "err", err)
 			backoff = minBackoff
 			continue

@@ -25,6 +25,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 )
 
 // defaultListenAddress is nta's port: outside 9090/9093/9100 and the other
@@ -42,6 +43,7 @@ type options struct {
 	dockerResync time.Duration
 	dockerTO     time.Duration
 	libvirt      libvirtview.Options
+	nat          natview.Options
 	log          promslog.Config
 }
 
@@ -73,6 +75,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("collector.libvirt.uri", "libvirt connection URI.").Default("qemu:///system").StringVar(&o.libvirt.URI)
 	app.Flag("collector.libvirt.resync", "Full re-list of libvirt domains and networks besides the event stream.").Default("30s").DurationVar(&o.libvirt.Resync)
 	app.Flag("collector.libvirt.timeout", "Deadline of each libvirt call.").Default("5s").DurationVar(&o.libvirt.Timeout)
+	app.Flag("collector.nat.accounting", "Set net.netfilter.nf_conntrack_acct=1 at start so NAT metrics count bytes and packets (off: connection counts only).").
+		Default("false").BoolVar(&o.nat.Accounting)
+	app.Flag("collector.nat.peer-budget", "Peer series kept per container; the smallest are folded into peer=\"overflow\".").
+		Default("64").IntVar(&o.nat.PeerBudget)
+	app.Flag("collector.nat.resync", "Re-dump of the conntrack table (counters of live connections, repair of lost events) besides the event stream.").
+		Default("10s").DurationVar(&o.nat.Resync)
+	app.Flag("collector.nat.read-buffer", "Receive buffer of the conntrack event socket in bytes (capped by net.core.rmem_max).").
+		Default("8388608").IntVar(&o.nat.ReadBuffer)
 	o.log = promslog.Config{}
 	promslogflag.AddFlags(app, &o.log)
 

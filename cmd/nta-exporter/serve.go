@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tangfeixiong/nta/collector"
+	"github.com/tangfeixiong/nta/natview"
 )
 
 type serveFlags struct {
@@ -44,7 +45,8 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	if needs.Has(collector.NeedHost) {
 		src.Host = collector.NewHostCache(newScanner(o, logger), *s.cacheAge)
 	}
-	if needs.Has(collector.NeedDocker) {
+	// The NAT view attributes connections through the Docker view.
+	if needs.Has(collector.NeedDocker) || needs.Has(collector.NeedNAT) {
 		w, err := newDocker(o, logger)
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
@@ -61,6 +63,18 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		defer w.Close()
 		go w.Run(ctx)
 		src.Libvirt = w
+	}
+	if needs.Has(collector.NeedNAT) {
+		opts := o.nat
+		opts.ProcPath = o.procPath
+		opts.Resolver = natview.DockerResolver(src.Docker)
+		opts.Logger = logger.With("component", "nat")
+		w, err := natview.New(opts)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
+		go w.Run(ctx)
+		src.NAT = w
 	}
 	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)
