@@ -266,11 +266,49 @@ func TestNATIngressAndEgressAttributedToTheContainer(t *testing.T) {
 	if v := m.One(t, "nta_nat_events_lost_total", nil).Value; v != 0 {
 		t.Errorf("events lost %v in a quiet lab", v)
 	}
+	loopbackAndHostConnections(t, e, ctr, o.hostIP, port)
+
 	// The north-south path in the Node Graph: host → published port → container.
 	portID := fmt.Sprintf("port:0.0.0.0:%d/tcp", port)
 	if len(m.All("nta_node_info", map[string]string{"id": portID, "kind": "published_port"})) != 1 ||
 		len(m.All("nta_edge_info", map[string]string{"source": portID, "target": "container:" + ctrID[:12], "kind": "dnat"})) != 1 ||
 		len(m.All("nta_edge_info", map[string]string{"source": "netns:host", "target": portID, "kind": "publish"})) != 1 {
 		t.Errorf("published port %s not on the host → port → container path", portID)
+	}
+}
+
+// loopbackAndHostConnections checks what the README says of connections
+// from the host itself: to 127.0.0.1:PORT they go through docker-proxy and
+// are not DNAT'd (nta shows none), to one of the host's own addresses they
+// are DNAT'd in OUTPUT and show as ingress from that address.
+func loopbackAndHostConnections(t *testing.T, e *testenv.Exporter, ctr, hostIP string, port int) {
+	send := func(addr string) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s from the host: %v", addr, err)
+		}
+		_, _ = c.Write([]byte("hello"))
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+	}
+	send(fmt.Sprintf("127.0.0.1:%d", port))
+	if lo := conntrackL(t, "-p", "tcp", "-s", "127.0.0.1", "--dport", strconv.Itoa(port)); len(lo) == 0 || strings.Contains(lo[0].line, "src=172.17.") {
+		t.Fatalf("conntrack -L: loopback connection not seen or DNAT'd: %v", lo)
+	}
+	send(fmt.Sprintf("%s:%d", hostIP, port))
+	fromHost := map[string]string{"container": ctr, "direction": "ingress", "peer": hostIP}
+	testenv.Eventually(t, "host-originated connection attributed", 10*time.Second, func() error {
+		if s := e.Scrape().All("nta_nat_connections_opened_total", fromHost); len(s) != 1 || s[0].Value != 1 {
+			return fmt.Errorf("from the host's own address: %v", s)
+		}
+		return nil
+	})
+	m := e.Scrape()
+	for _, s := range m.All("nta_nat_connections_opened_total", map[string]string{"container": ctr}) {
+		if p := s.Labels["peer"]; p == "127.0.0.1" || strings.HasPrefix(p, "172.17.") {
+			t.Errorf("a docker-proxy connection was attributed: %v", s.Labels)
+		}
 	}
 }
