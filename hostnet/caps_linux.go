@@ -16,6 +16,7 @@ import (
 
 // Capability bit numbers from linux/capability.h.
 const (
+	capNetAdmin  = 12
 	capNetRaw    = 13
 	capSysPtrace = 19
 	capSysAdmin  = 21
@@ -33,6 +34,7 @@ func neededCapabilities() []capability {
 		{capSysAdmin, "CAP_SYS_ADMIN (enter namespaces)"},
 		{capSysPtrace, "CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"},
 		{capNetRaw, "CAP_NET_RAW (packet capture)"},
+		{capNetAdmin, "CAP_NET_ADMIN (conntrack: NAT metrics)"},
 	}
 }
 

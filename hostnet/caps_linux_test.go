@@ -35,11 +35,14 @@ func TestParseCapEffAndMissing(t *testing.T) {
 			"CAP_SYS_ADMIN (enter namespaces)",
 			"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)",
 			"CAP_NET_RAW (packet capture)",
+			"CAP_NET_ADMIN (conntrack: NAT metrics)",
 		}},
-		// CAP_NET_RAW (13) | CAP_SYS_ADMIN (21) only.
-		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"}},
-		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21).
-		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)"}},
+		// CAP_NET_ADMIN (12) | CAP_NET_RAW (13) | CAP_SYS_ADMIN (21) only.
+		{"0000000000203000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"}},
+		// CAP_NET_ADMIN (12) | CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21).
+		{"0000000000281000", []string{"CAP_NET_RAW (packet capture)"}},
+		// Everything but CAP_NET_ADMIN.
+		{"0000000000282000", []string{"CAP_NET_ADMIN (conntrack: NAT metrics)"}},
 	} {
 		eff, err := parseCapEff(strings.NewReader(status(tc.eff)))
 		if err != nil {
@@ -64,7 +67,7 @@ func TestMissingCapabilitiesFromProcPath(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(proc, "self"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(proc, "self/status"), []byte(status("0000000000002000")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(proc, "self/status"), []byte(status("0000000000003000")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, err := MissingCapabilities(proc)

@@ -163,7 +163,7 @@ func warnPrivileges(procPath string, logger *slog.Logger) {
 		return
 	}
 	if len(missing) > 0 {
-		logger.Error("missing privileges: namespaces other than the exporter's own, and packet capture, will not be visible — run as root or grant these capabilities",
+		logger.Error("missing privileges: namespaces other than the exporter's own, packet capture and NAT (conntrack) will not be visible — run as root or grant these capabilities",
 			"missing", missing)
 	}
 }
