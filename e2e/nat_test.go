@@ -312,3 +312,30 @@ func loopbackAndHostConnections(t *testing.T, e *testenv.Exporter, ctr, hostIP s
 		}
 	}
 }
+
+// Without CAP_NET_ADMIN the nat collector reports success 0 and one log
+// line naming the capability; the other collectors are unaffected.
+func TestNATWithoutNetAdminSaysWhatIsMissing(t *testing.T) {
+	requireNATLab(t)
+	testenv.RequireCommand(t, "setpriv", "Debian package util-linux")
+	addr := testenv.FreeAddr(t)
+	p := testenv.Start(t, "nta-exporter", "setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", "--",
+		testenv.ExporterBinary(t), "--web.listen-address="+addr, "--no-collector.libvirt")
+	p.WaitHTTP(t, "http://"+addr+"/metrics", 20*time.Second)
+	time.Sleep(3500 * time.Millisecond) // a few reconnection attempts (1 s, 2 s)
+	m, err := testenv.FetchMetrics("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[string]float64{"nat": 0, "netns": 1, "links": 1, "docker": 1, "graph": 1} {
+		if v := m.One(t, "nta_collector_success", map[string]string{"collector": c}).Value; v != want {
+			t.Errorf("collector %s success %v, want %v", c, v, want)
+		}
+	}
+	if n := countLines(p.Logs.String(), "conntrack unavailable", "CAP_NET_ADMIN"); n != 1 {
+		t.Errorf("%d log lines about CAP_NET_ADMIN, want 1:\n%s", n, p.Logs.String())
+	}
+	if n := countLines(p.Logs.String(), "missing privileges", "CAP_NET_ADMIN"); n != 1 {
+		t.Errorf("the start-up privilege check does not name CAP_NET_ADMIN:\n%s", p.Logs.String())
+	}
+}
