@@ -40,14 +40,20 @@ type conn struct {
 	sawEvent    bool     // an event named it
 }
 
-// tomb remembers a connection that left the table, so a late event or a
-// dump racing with its DESTROY does not count it again.
+// tomb remembers a connection a dump did not list, so its DESTROY, still
+// queued, adds only what it carried since the last reading.
 type tomb struct {
 	orig, reply Counters
 	agg         *peerAgg
 	gen         uint64
-	vanished    bool // removed by a dump (its DESTROY not seen yet)
+	vanished    bool // its DESTROY not seen yet
 }
+
+// maxDestroyed bounds the set of connections DESTROYed since the last dump.
+// The set only guards the next dump against listing a connection the kernel
+// was removing while the dump ran, so in an event storm the oldest entries
+// (long out of every hash) can go.
+const maxDestroyed = 1 << 16
 
 // table is the accounting state. It is not safe for concurrent use: the
 // Watcher's goroutine owns it and scrapes read snapshots under its lock.
@@ -55,7 +61,8 @@ type table struct {
 	budget     int
 	ix         *index
 	conns      map[connKey]*conn
-	tombs      map[connKey]*tomb
+	tombs      map[connKey]*tomb     // removed by a dump, their DESTROY maybe still queued
+	destroyed  map[connKey]struct{} // DESTROYed since the last dump
 	containers map[string]*ctrAgg
 	gen        uint64 // dumps applied
 	firstGen   uint64 // the first dump of the current session
@@ -70,6 +77,7 @@ func newTable(budget int) *table {
 		budget:     budget,
 		conns:      map[connKey]*conn{},
 		tombs:      map[connKey]*tomb{},
+		destroyed:  map[connKey]struct{}{},
 		containers: map[string]*ctrAgg{},
 	}
 }
@@ -104,9 +112,12 @@ func (t *table) event(kind int, f *conntrack.Flow) {
 		}
 		return
 	}
+	if _, ok := t.destroyed[k]; ok {
+		return // a late event of a connection already closed
+	}
 	if tb, ok := t.tombs[k]; ok {
-		// Gone already. Only a DESTROY after a dump removed the connection
-		// adds anything: the counters since that dump's last reading.
+		// A dump removed it. Only its DESTROY adds anything: the counters
+		// since that dump's last reading.
 		if kind == evDestroy && tb.vanished {
 			o, r := delta(&tb.orig, f.CountersOrig), delta(&tb.reply, f.CountersReply)
 			if tb.agg != nil {
@@ -165,6 +176,9 @@ func (t *table) dumped(f *conntrack.Flow) {
 	if _, ok := t.tombs[k]; ok || !isNAT(f) {
 		return
 	}
+	if _, ok := t.destroyed[k]; ok {
+		return
+	}
 	c := t.create(f)
 	c.gen = t.gen
 	c.fromDump = t.gen != t.firstGen
@@ -179,6 +193,7 @@ func (t *table) endDump() {
 			t.remove(k, c, true)
 		}
 	}
+	clear(t.destroyed)
 	for id, ca := range t.containers {
 		if _, known := t.ix.knows(id); !known && ca.open() == 0 {
 			delete(t.containers, id)
@@ -217,13 +232,22 @@ func (t *table) advance(c *conn, f *conntrack.Flow) {
 	}
 }
 
-// remove takes a connection out of the table and leaves a tomb.
+// remove takes a connection out of the table: one a dump did not list
+// leaves a tomb with its counters, a DESTROYed one its key until the next
+// dump.
 func (t *table) remove(k connKey, c *conn, vanished bool) {
 	delete(t.conns, k)
 	if c.agg != nil {
 		c.agg.resolve().openNow--
 	}
-	t.tombs[k] = &tomb{orig: c.orig, reply: c.reply, agg: c.agg, gen: t.gen, vanished: vanished}
+	if vanished {
+		t.tombs[k] = &tomb{orig: c.orig, reply: c.reply, agg: c.agg, gen: t.gen, vanished: true}
+		return
+	}
+	if len(t.destroyed) >= maxDestroyed {
+		clear(t.destroyed)
+	}
+	t.destroyed[k] = struct{}{}
 }
 
 func counters(c conntrack.Counter) Counters { return Counters{Bytes: c.Bytes, Packets: c.Packets} }

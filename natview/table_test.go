@@ -306,3 +306,22 @@ func TestOpenConnectionOfAFoldedPeerClosesOnTheOverflowSeries(t *testing.T) {
 		t.Fatalf("overflow: %+v", o)
 	}
 }
+
+// An event storm between dumps: memory stays bounded (no tombs grow without
+// limit) and every connection is counted exactly once.
+func TestEventStormKeepsMemoryBoundedAndCountsExact(t *testing.T) {
+	tb := newLabTable(t)
+	const n = 3 * maxDestroyed
+	for i := range n {
+		f := ingressFlow(uint32(1000+i), uint16(i))
+		tb.event(evNew, withCounters(f, 60, 1, 0, 0))
+		tb.event(evDestroy, withCounters(f, 120, 2, 60, 1))
+	}
+	if len(tb.destroyed) > maxDestroyed || len(tb.tombs) != 0 || len(tb.conns) != 0 {
+		t.Fatalf("destroyed %d tombs %d conns %d", len(tb.destroyed), len(tb.tombs), len(tb.conns))
+	}
+	s := only(t, tb.snapshot(), web, Ingress, "198.18.0.2")
+	if s.Opened != n || s.Received != (Counters{120 * n, 2 * n}) {
+		t.Fatalf("%+v", s)
+	}
+}
