@@ -21,13 +21,14 @@ import (
 // the host: a veth to the host with addresses from 198.18.0.0/15 and its
 // default route through the host end.
 type outside struct {
-	ns, hostIf     string
-	hostIP, nsIP   string
-	prevAcct       string
-	prevAcctExists bool
+	ns, hostIf   string
+	hostIP, nsIP string
+	extra        []string // more addresses of the namespace (198.19.N.3 …)
 }
 
-func newOutside(t *testing.T) *outside {
+// newOutside creates the namespace with extra addresses besides nsIP (at
+// most 4) on a /29.
+func newOutside(t testing.TB, extra int) *outside {
 	t.Helper()
 	n, _ := rand.Int(rand.Reader, big.NewInt(250))
 	sub := fmt.Sprintf("198.19.%d", n.Int64()+1)
@@ -39,9 +40,14 @@ func newOutside(t *testing.T) *outside {
 	})
 	testenv.Run(t, "ip", "netns", "add", o.ns)
 	testenv.Run(t, "ip", "link", "add", o.hostIf, "type", "veth", "peer", "name", "eth0", "netns", o.ns)
-	testenv.Run(t, "ip", "addr", "add", o.hostIP+"/30", "dev", o.hostIf)
+	testenv.Run(t, "ip", "addr", "add", o.hostIP+"/29", "dev", o.hostIf)
 	testenv.Run(t, "ip", "link", "set", o.hostIf, "up")
-	testenv.Run(t, "ip", "-n", o.ns, "addr", "add", o.nsIP+"/30", "dev", "eth0")
+	testenv.Run(t, "ip", "-n", o.ns, "addr", "add", o.nsIP+"/29", "dev", "eth0")
+	for i := range min(extra, 4) {
+		a := fmt.Sprintf("%s.%d", sub, 3+i)
+		testenv.Run(t, "ip", "-n", o.ns, "addr", "add", a+"/29", "dev", "eth0")
+		o.extra = append(o.extra, a)
+	}
 	testenv.Run(t, "ip", "-n", o.ns, "link", "set", "eth0", "up")
 	testenv.Run(t, "ip", "-n", o.ns, "link", "set", "lo", "up")
 	testenv.Run(t, "ip", "-n", o.ns, "route", "add", "default", "via", o.hostIP)
@@ -97,7 +103,7 @@ func sumCT(es []ctEntry) (e ctEntry) {
 // IP + 40 bytes TCP with options): conntrack counts IP lengths.
 const maxHeader = 60
 
-func requireNATLab(t *testing.T) {
+func requireNATLab(t testing.TB) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testimage.RequireDocker(t)
@@ -108,7 +114,7 @@ func requireNATLab(t *testing.T) {
 
 // keepAccounting restores net.netfilter.nf_conntrack_acct after the test:
 // --collector.nat.accounting sets it for the whole host.
-func keepAccounting(t *testing.T) {
+func keepAccounting(t testing.TB) {
 	const p = "/proc/sys/net/netfilter/nf_conntrack_acct"
 	prev, err := os.ReadFile(p)
 	if err != nil {
@@ -127,7 +133,7 @@ func TestNATIngressAndEgressAttributedToTheContainer(t *testing.T) {
 	requireNATLab(t)
 	keepAccounting(t)
 	image := testimage.Ensure(t)
-	o := newOutside(t)
+	o := newOutside(t, 0)
 	n, _ := rand.Int(rand.Reader, big.NewInt(10000))
 	port := 40000 + int(n.Int64())
 	ctr := testimage.RunContainer(t, "nt-nat", "-p", fmt.Sprintf("%d:80", port), image)

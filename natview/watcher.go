@@ -188,7 +188,7 @@ func (w *Watcher) session(ctx context.Context) error {
 		return w.dialError("listen to conntrack events", err)
 	}
 	defer closeListener(lc, events, errs)
-	dc, err := conntrack.Dial(nil)
+	dc, err := dialDumper()
 	if err != nil {
 		return w.dialError("dial ctnetlink for dumps", err)
 	}
@@ -275,19 +275,23 @@ func (w *Watcher) maybeRefresh(force bool) {
 	}
 }
 
-// dump reads the whole table and applies it.
-func (w *Watcher) dump(dc *conntrack.Conn, first bool) error {
+// dump reads the whole table and applies it entry by entry as it streams
+// in; a scrape meanwhile sees counters that are exact so far.
+func (w *Watcher) dump(dc *dumper, first bool) error {
 	begin := time.Now()
-	flows, err := dc.Dump(nil) // never ZeroCounters: other tools read them too
-	if err != nil {
-		return w.dialError("dump conntrack table", err)
-	}
 	w.maybeRefresh(true)
 	w.mu.Lock()
 	w.tab.beginDump(first)
-	for i := range flows {
-		w.tab.dumped(&flows[i])
+	w.mu.Unlock()
+	err := dc.dump(func(f *conntrack.Flow) {
+		w.mu.Lock()
+		w.tab.dumped(f)
+		w.mu.Unlock()
+	})
+	if err != nil {
+		return w.dialError("dump conntrack table", err)
 	}
+	w.mu.Lock()
 	w.tab.endDump()
 	w.tab.health.DumpDuration = time.Since(begin)
 	w.synced = true
