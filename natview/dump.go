@@ -36,8 +36,9 @@ func dialDumper() (*dumper, error) {
 
 func (d *dumper) Close() error { return d.c.Close() }
 
-// dump calls fn for every entry of the table, in the kernel's order. It
-// never asks the kernel to zero counters.
+// dump calls fn for every entry of the table, in the kernel's order, with a
+// Flow it reuses for the next entry. It never asks the kernel to zero
+// counters.
 func (d *dumper) dump(fn func(*conntrack.Flow)) error {
 	req, err := netfilter.MarshalNetlink(netfilter.Header{
 		SubsystemID: netfilter.NFSubsysCTNetlink,
@@ -51,17 +52,15 @@ func (d *dumper) dump(fn func(*conntrack.Flow)) error {
 	if _, err := d.c.Send(req); err != nil {
 		return err
 	}
+	var f conntrack.Flow // reused: fn must not keep it
 	for m, err := range d.c.ReceiveIter() {
 		if err != nil {
 			return err
 		}
-		var ev conntrack.Event
-		if err := ev.Unmarshal(m); err != nil {
+		if err := decodeFlow(m.Data, &f); err != nil {
 			return fmt.Errorf("decode conntrack entry: %w", err)
 		}
-		if ev.Flow != nil {
-			fn(ev.Flow)
-		}
+		fn(&f)
 	}
 	return nil
 }
