@@ -61,7 +61,7 @@ type table struct {
 	budget     int
 	ix         *index
 	conns      map[connKey]*conn
-	tombs      map[connKey]*tomb     // removed by a dump, their DESTROY maybe still queued
+	tombs      map[connKey]*tomb    // removed by a dump, their DESTROY maybe still queued
 	destroyed  map[connKey]struct{} // DESTROYed since the last dump
 	containers map[string]*ctrAgg
 	gen        uint64 // dumps applied
