@@ -25,7 +25,9 @@ func natHost(acct bool) natview.Snapshot {
 			Peer: peer, Opened: opened, Open: open,
 			Received: natview.Counters{Bytes: rx, Packets: rx / 100}, Transmitted: natview.Counters{Bytes: tx, Packets: tx / 100}}
 	}
+	port := in("", 15, 2, 7300, 28600)
 	return natview.Snapshot{
+		Ports: []natview.Series{port},
 		Series: []natview.Series{
 			{Container: dbCt, Direction: natview.Egress, Proto: "tcp", Peer: "198.18.0.2:9000", Opened: 3, Open: 1,
 				Received: natview.Counters{Bytes: 180, Packets: 3}, Transmitted: natview.Counters{Bytes: 6000, Packets: 9}},

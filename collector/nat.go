@@ -20,6 +20,9 @@ var (
 	natLabels     = []string{"container_id", "container", "direction", "protocol", "host_ip", "host_port", "peer"}
 	natOpenedDesc = natDesc("connections_opened_total",
 		"NAT'd connections of a container opened since the exporter started: ingress through a published port (DNAT; host_ip and host_port are the published binding, peer the client address) or egress through SNAT/MASQUERADE (peer the destination address:port). peer=\"overflow\" holds the peers folded away by the per-container budget.")
+	natPortOpenedDesc = prometheus.NewDesc(Namespace+"_nat_published_port_connections_opened_total",
+		"Ingress connections through a container's published port since the exporter started: the sum over its peers, monotonic when the budget folds a peer (alert on this one).",
+		[]string{"container_id", "container", "protocol", "host_ip", "host_port"}, nil)
 	natOpenDesc = natDesc("connections_open", "NAT'd connections of a container open now.")
 	natBytes    = []struct {
 		desc *prometheus.Desc
@@ -95,6 +98,11 @@ func (c *natCollector) Update(_ context.Context, ch chan<- prometheus.Metric) er
 		for _, b := range natBytes {
 			ch <- prometheus.MustNewConstMetric(b.desc, prometheus.CounterValue, float64(b.get(s)), lv...)
 		}
+	}
+	for i := range snap.Ports {
+		p := &snap.Ports[i]
+		ch <- prometheus.MustNewConstMetric(natPortOpenedDesc, prometheus.CounterValue, float64(p.Opened),
+			p.Container.ID, p.Container.Name, p.Proto, p.HostIP, strconv.Itoa(int(p.HostPort)))
 	}
 	for i, t := range []string{"new", "update", "destroy"} {
 		ch <- prometheus.MustNewConstMetric(natEventsDesc, prometheus.CounterValue, float64(h.Events[i]), t)

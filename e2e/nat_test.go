@@ -273,6 +273,12 @@ func TestNATIngressAndEgressAttributedToTheContainer(t *testing.T) {
 		t.Errorf("events lost %v in a quiet lab", v)
 	}
 	loopbackAndHostConnections(t, e, ctr, o.hostIP, port)
+	// The per-port total: the outside client's N and the host's one; the
+	// loopback connection through docker-proxy is not among them.
+	if v := e.Scrape().One(t, "nta_nat_published_port_connections_opened_total",
+		map[string]string{"container": ctr, "host_port": strconv.Itoa(port), "protocol": "tcp"}).Value; v != conns+1 {
+		t.Errorf("published port total %v, want %d", v, conns+1)
+	}
 
 	// The north-south path in the Node Graph: host → published port → container.
 	portID := fmt.Sprintf("port:0.0.0.0:%d/tcp", port)

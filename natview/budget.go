@@ -142,6 +142,19 @@ func (t *table) snapshot() Snapshot {
 			cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.HostIP, b.HostIP),
 			cmp.Compare(a.HostPort, b.HostPort), cmp.Compare(a.Peer, b.Peer))
 	})
+	var ports []Series
+	for _, x := range out {
+		if x.Direction != Ingress {
+			continue
+		}
+		if n := len(ports); n > 0 && ports[n-1].Container == x.Container && ports[n-1].Proto == x.Proto &&
+			ports[n-1].HostIP == x.HostIP && ports[n-1].HostPort == x.HostPort {
+			ports[n-1].add(x)
+			continue
+		}
+		x.Peer = ""
+		ports = append(ports, x)
+	}
 	h := t.health
 	h.PeerBudget = t.budget
 	h.Tracked = len(t.conns)
@@ -150,7 +163,7 @@ func (t *table) snapshot() Snapshot {
 			h.Unattributed++
 		}
 	}
-	return Snapshot{Series: out, Health: h}
+	return Snapshot{Series: out, Ports: ports, Health: h}
 }
 
 func seriesOf(ct Container, p *peerAgg) Series {
@@ -159,4 +172,14 @@ func seriesOf(ct Container, p *peerAgg) Series {
 		HostIP: p.group.hostIP, HostPort: p.group.hostPort, Peer: p.peer,
 		Opened: p.opened, Open: p.openNow, Received: p.rx, Transmitted: p.tx,
 	}
+}
+
+// add sums another series of the same group into s.
+func (s *Series) add(x Series) {
+	s.Opened += x.Opened
+	s.Open += x.Open
+	s.Received.Bytes += x.Received.Bytes
+	s.Received.Packets += x.Received.Packets
+	s.Transmitted.Bytes += x.Transmitted.Bytes
+	s.Transmitted.Packets += x.Transmitted.Packets
 }

@@ -122,6 +122,11 @@ type Health struct {
 // Snapshot is one reading for a scrape; callers may keep and modify it.
 type Snapshot struct {
 	Series []Series // sorted by container, direction, proto, port, peer
+	// Ports are the ingress totals per container and published port (Peer
+	// ""): the sums of its peer and overflow series, which stay monotonic
+	// when the budget folds a peer (in Prometheus the folded peer's series
+	// vanishes and the overflow jumps, so a rate over the peers would bump).
+	Ports  []Series
 	Health Health
 }
 

@@ -292,6 +292,9 @@ func TestBudgetFoldsSmallestPeersAndKeepsSumsExact(t *testing.T) {
 	if s.Health.FoldedPeers == 0 {
 		t.Fatal("folded peers not counted")
 	}
+	if len(s.Ports) != 0 {
+		t.Fatalf("egress in per-port totals: %+v", s.Ports)
+	}
 }
 
 func TestOpenConnectionOfAFoldedPeerClosesOnTheOverflowSeries(t *testing.T) {
@@ -323,5 +326,31 @@ func TestEventStormKeepsMemoryBoundedAndCountsExact(t *testing.T) {
 	s := only(t, tb.snapshot(), web, Ingress, "198.18.0.2")
 	if s.Opened != n || s.Received != (Counters{120 * n, 2 * n}) {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// The per-port total of a published port is the sum of its peers and
+// overflow, and it never drops when the budget folds a peer.
+func TestPortTotalsSumPeersAndStayMonotonicAcrossFolds(t *testing.T) {
+	tb := newTable(2)
+	tb.setEndpoints(labEndpoints())
+	var last uint64
+	for i := range 12 {
+		src := fmt.Sprintf("198.18.3.%d", i+1)
+		f := flow(uint32(300+i), protoTCP, dnat, src, 40000, "198.18.0.1", 8080, "172.17.0.2", 80, src, 40000)
+		tb.event(evDestroy, withCounters(f, 100, 1, 0, 0))
+		s := tb.snapshot()
+		if len(s.Ports) != 1 {
+			t.Fatalf("ports: %+v", s.Ports)
+		}
+		p := s.Ports[0]
+		var sum uint64
+		for _, x := range s.Series {
+			sum += x.Opened
+		}
+		if p.Opened != sum || p.Opened != uint64(i+1) || p.Opened < last || p.Peer != "" || p.HostPort != 8080 {
+			t.Fatalf("after %d connections: port %+v, sum of series %d", i+1, p, sum)
+		}
+		last = p.Opened
 	}
 }
