@@ -196,7 +196,7 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 
 	t.Run("rules", func(t *testing.T) {
 		exprs := ruleExprs(t, rulesFile)
-		for _, name := range []string{"ContainerTrafficSpike", "ContainerNetworkDrops", "NtaCollectorFailing", "NtaExporterDown", "ArpSpoofingSuspected"} {
+		for _, name := range []string{"ContainerTrafficSpike", "ContainerNetworkDrops", "NtaCollectorFailing", "NtaExporterDown", "ArpSpoofingSuspected", "NatIngressConnectionSpike"} {
 			if _, ok := exprs[name]; !ok {
 				t.Errorf("rule %s missing from %s", name, rulesFile)
 			}
