@@ -36,7 +36,7 @@ type conn struct {
 	orig, reply Counters // counted so far
 	agg         *peerAgg // nil while no container owns it
 	gen         uint64   // last dump that listed it
-	fromDump    bool     // first seen in a dump after the first of a session
+	fromDump    bool     // first seen in a dump other than the very first
 	sawEvent    bool     // an event named it
 }
 
@@ -65,7 +65,7 @@ type table struct {
 	destroyed  map[connKey]struct{} // DESTROYed since the last dump
 	containers map[string]*ctrAgg
 	gen        uint64 // dumps applied
-	firstGen   uint64 // the first dump of the current session
+	firstGen   uint64 // the watcher's very first dump (nothing before it was watched)
 	health     Health
 }
 
@@ -142,9 +142,12 @@ func (t *table) event(kind int, f *conntrack.Flow) {
 // beginDump starts a dump generation: tombs older than the previous dump
 // are forgotten (every event queued before that dump has been applied), and
 // connections a dump found that no event ever named count as lost events.
-func (t *table) beginDump(firstOfSession bool) {
+// initial is the watcher's first dump: what it finds was there before nta
+// listened, not lost. A re-dump after a receive error is not initial: what
+// it finds and no event names came in the gap.
+func (t *table) beginDump(initial bool) {
 	t.gen++
-	if firstOfSession {
+	if initial {
 		t.firstGen = t.gen
 	}
 	for k, tb := range t.tombs {

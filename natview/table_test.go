@@ -184,7 +184,7 @@ func TestRedumpAfterLostEventsDoesNotDoubleCount(t *testing.T) {
 	tb.event(evNew, withCounters(b, 60, 1, 0, 0))
 	// Events lost: A's DESTROY, B's updates, all of D's. The re-dump
 	// (a new session) lists B and D; A is gone.
-	tb.beginDump(true)
+	tb.beginDump(false)
 	tb.dumped(withCounters(b, 500, 5, 500, 5))
 	tb.dumped(withCounters(d, 50, 1, 50, 1))
 	tb.endDump()
@@ -206,20 +206,28 @@ func TestRedumpAfterLostEventsDoesNotDoubleCount(t *testing.T) {
 }
 
 func TestLostEventsAreCountedFromWhatTheDumpMadeUp(t *testing.T) {
-	tb := newLabTable(t)
+	tb := newTable(8)
+	tb.setEndpoints(labEndpoints())
+	c := ingressFlow(22, 42002)
+	tb.beginDump(true) // start: C was there before nta listened, not lost
+	tb.dumped(withCounters(c, 0, 0, 0, 0))
+	tb.endDump()
 	a := ingressFlow(20, 42000)
 	tb.event(evNew, withCounters(a, 0, 0, 0, 0))
-	tb.beginDump(true) // re-dial after a receive error: A vanished, B appeared
-	tb.dumped(withCounters(ingressFlow(21, 42001), 0, 0, 0, 0))
-	tb.endDump()
-	tb.beginDump(false)
-	tb.dumped(withCounters(ingressFlow(21, 42001), 0, 0, 0, 0))
-	tb.endDump()
-	tb.beginDump(false)
-	tb.endDump()
-	if got := tb.snapshot().Health.EventsLost; got != 1 {
-		// A's DESTROY never came; B was in the first dump of a session, so its NEW was not expected.
-		t.Fatalf("events lost = %d, want 1", got)
+	// Re-dial after a receive error: A vanished (its DESTROY lost), B
+	// appeared (its NEW lost).
+	b := ingressFlow(21, 42001)
+	for range 3 {
+		tb.beginDump(false)
+		tb.dumped(withCounters(b, 0, 0, 0, 0))
+		tb.dumped(withCounters(c, 0, 0, 0, 0))
+		tb.endDump()
+	}
+	if got := tb.snapshot().Health.EventsLost; got != 2 {
+		t.Fatalf("events lost = %d, want 2 (A's DESTROY, B's NEW)", got)
+	}
+	if s := only(t, tb.snapshot(), web, Ingress, "198.18.0.2"); s.Opened != 3 || s.Open != 2 {
+		t.Fatalf("%+v", s)
 	}
 }
 

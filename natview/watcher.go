@@ -39,6 +39,7 @@ type Watcher struct {
 	tab      *table
 	err      error // why the view is unavailable, nil when up
 	synced   bool
+	dumped   bool // a dump has completed: later sessions' dumps are repairs
 	refresh  time.Time
 	endpoint string // fingerprint of the last endpoints installed
 	acctWarn bool
@@ -194,7 +195,7 @@ func (w *Watcher) session(ctx context.Context) error {
 	}
 	defer dc.Close()
 
-	if err := w.dump(dc, true); err != nil {
+	if err := w.dump(dc, !w.dumped); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -294,7 +295,7 @@ func (w *Watcher) dump(dc *dumper, first bool) error {
 	w.mu.Lock()
 	w.tab.endDump()
 	w.tab.health.DumpDuration = time.Since(begin)
-	w.synced = true
+	w.synced, w.dumped = true, true
 	w.mu.Unlock()
 	if !w.acctWarn && w.readSysctl("nf_conntrack_acct") != 1 {
 		w.acctWarn = true
