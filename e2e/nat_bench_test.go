@@ -111,11 +111,56 @@ func BenchmarkNATConntrack100k(b *testing.B) {
 	}}
 	dst := fmt.Sprintf("%s:%d", o.hostIP, port)
 
+	// The real exporter, started before the table fills: its RSS growth
+	// while it takes in 100k NEW events and re-dumps the full table.
+	e := testenv.StartExporter(b, "--no-collector.libvirt")
+	testenv.Eventually(b, "nat collector up", 15*time.Second, func() error {
+		if v := e.Scrape().One(b, "nta_collector_success", map[string]string{"collector": "nat"}).Value; v != 1 {
+			return fmt.Errorf("nat success %v", v)
+		}
+		return nil
+	})
+	exporterRSS := func() float64 {
+		b.Helper()
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.Cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				return kb / 1024
+			}
+		}
+		return 0
+	}
+	rssStart := exporterRSS()
+
 	base := procCount(b, "nf_conntrack_count")
 	begin := time.Now()
 	sent := sendUDP(b, o.ns, []string{o.nsIP, o.extra[0]}, [2]int{10000, 60000}, dst, 0)
 	b.Logf("sent %d datagrams in %v; conntrack entries %d → %d (limit %d)", sent, time.Since(begin).Round(time.Millisecond),
 		base, procCount(b, "nf_conntrack_count"), procCount(b, "nf_conntrack_max"))
+
+	var tracked float64
+	testenv.Eventually(b, "the exporter tracks the 100k connections after a re-dump", 30*time.Second, func() error {
+		m := e.Scrape()
+		tracked = m.One(b, "nta_nat_tracked_connections", map[string]string{"state": "attributed"}).Value
+		if tracked < float64(sent) {
+			return fmt.Errorf("%v attributed of %d", tracked, sent)
+		}
+		return nil
+	})
+	time.Sleep(11 * time.Second) // one periodic re-dump (10 s) of the full table
+	m := e.Scrape()
+	rssFull := exporterRSS()
+	b.Logf("exporter: RSS %.1f MiB before, %.1f MiB with %v NAT'd connections tracked (growth %.1f MiB); %v receive errors, last re-dump %.0f ms",
+		rssStart, rssFull, tracked, rssFull-rssStart, m.One(b, "nta_nat_receive_errors_total", nil).Value,
+		1000*m.One(b, "nta_nat_dump_duration_seconds", nil).Value)
+	b.ReportMetric(rssFull-rssStart, "exporter_rss_MiB")
+	if rssFull-rssStart > 50 {
+		b.Errorf("exporter RSS grew %.1f MiB (< 50 MiB)", rssFull-rssStart)
+	}
 
 	// The reference: the conntrack CLI reading the same table.
 	ref := time.Now()

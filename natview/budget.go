@@ -158,11 +158,7 @@ func (t *table) snapshot() Snapshot {
 	h := t.health
 	h.PeerBudget = t.budget
 	h.Tracked = len(t.conns)
-	for _, c := range t.conns {
-		if c.agg == nil {
-			h.Unattributed++
-		}
-	}
+	h.Unattributed = len(t.pending)
 	return Snapshot{Series: out, Ports: ports, Health: h}
 }
 

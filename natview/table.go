@@ -1,23 +1,23 @@
 package natview
 
 import (
-	"net/netip"
-
 	"github.com/ti-mo/conntrack"
 )
 
 // connKey identifies a conntrack entry: the kernel's id plus the original
-// tuple, so a reused id or tuple is another connection.
+// tuple, so a reused id or tuple is another connection. Addresses are
+// 16-byte arrays (IPv4 mapped), 44 bytes a key where netip.Addr would make
+// it 64: the table holds one per live NAT'd connection.
 type connKey struct {
+	src, dst     [16]byte
 	id           uint32
-	proto        uint8
-	src, dst     netip.Addr
 	sport, dport uint16 // for ICMP: the id, and type<<8|code
+	proto        uint8
 }
 
 func keyOf(f *conntrack.Flow) connKey {
 	o := &f.TupleOrig
-	k := connKey{id: f.ID, proto: o.Proto.Protocol, src: o.IP.SourceAddress.Unmap(), dst: o.IP.DestinationAddress.Unmap()}
+	k := connKey{id: f.ID, proto: o.Proto.Protocol, src: o.IP.SourceAddress.As16(), dst: o.IP.DestinationAddress.As16()}
 	if o.Proto.ICMPv4 || o.Proto.ICMPv6 {
 		k.sport, k.dport = o.Proto.ICMPID, uint16(o.Proto.ICMPType)<<8|uint16(o.Proto.ICMPCode)
 	} else {
@@ -30,9 +30,10 @@ func keyOf(f *conntrack.Flow) connKey {
 // only those can be north-south traffic of a container.
 func isNAT(f *conntrack.Flow) bool { return f.Status.SrcNAT() || f.Status.DstNAT() }
 
-// conn is a live NAT'd connection and what of its counters is counted.
+// conn is a live NAT'd connection and what of its counters is counted
+// (56 bytes: what attribution read of it is kept only while it is
+// unattributed, in table.pending).
 type conn struct {
-	info        connInfo
 	orig, reply Counters // counted so far
 	agg         *peerAgg // nil while no container owns it
 	gen         uint64   // last dump that listed it
@@ -61,6 +62,7 @@ type table struct {
 	budget     int
 	ix         *index
 	conns      map[connKey]*conn
+	pending    map[connKey]*connInfo // live connections no container owns yet
 	tombs      map[connKey]*tomb    // removed by a dump, their DESTROY maybe still queued
 	destroyed  map[connKey]struct{} // DESTROYed since the last dump
 	containers map[string]*ctrAgg
@@ -76,6 +78,7 @@ func newTable(budget int) *table {
 	return &table{
 		budget:     budget,
 		conns:      map[connKey]*conn{},
+		pending:    map[connKey]*connInfo{},
 		tombs:      map[connKey]*tomb{},
 		destroyed:  map[connKey]struct{}{},
 		containers: map[string]*ctrAgg{},
@@ -86,9 +89,9 @@ func newTable(budget int) *table {
 // connections no container owned so far.
 func (t *table) setEndpoints(e Endpoints) {
 	t.ix = newIndex(e)
-	for _, c := range t.conns {
-		if c.agg == nil {
-			t.attribute(c)
+	for k, info := range t.pending {
+		if c := t.conns[k]; c == nil || t.attribute(c, info) {
+			delete(t.pending, k)
 		}
 	}
 }
@@ -131,9 +134,8 @@ func (t *table) event(kind int, f *conntrack.Flow) {
 	if !isNAT(f) {
 		return
 	}
-	c := t.create(f)
+	c := t.create(k, f)
 	c.sawEvent = true
-	t.conns[k] = c
 	if kind == evDestroy {
 		t.remove(k, c, false)
 	}
@@ -182,10 +184,9 @@ func (t *table) dumped(f *conntrack.Flow) {
 	if _, ok := t.destroyed[k]; ok {
 		return
 	}
-	c := t.create(f)
+	c := t.create(k, f)
 	c.gen = t.gen
 	c.fromDump = t.gen != t.firstGen
-	t.conns[k] = c
 }
 
 // endDump removes the connections the dump did not list: they ended while
@@ -205,25 +206,30 @@ func (t *table) endDump() {
 	t.health.Dumps++
 }
 
-// create makes a connection from its first reading and counts it.
-func (t *table) create(f *conntrack.Flow) *conn {
-	c := &conn{info: infoOf(f), orig: counters(f.CountersOrig), reply: counters(f.CountersReply)}
-	t.attribute(c)
+// create adds a connection from its first reading and counts it.
+func (t *table) create(k connKey, f *conntrack.Flow) *conn {
+	c := &conn{orig: counters(f.CountersOrig), reply: counters(f.CountersReply)}
+	t.conns[k] = c
+	if info := infoOf(f); !t.attribute(c, &info) {
+		keep := info // only an unattributed connection's info goes to the heap
+		t.pending[k] = &keep
+	}
 	return c
 }
 
 // attribute gives c to its series when a container owns it, counting the
-// connection and everything it carried so far.
-func (t *table) attribute(c *conn) {
-	g, ct, peer, ok := t.ix.attribute(&c.info)
+// connection and everything it carried so far; false when none does.
+func (t *table) attribute(c *conn, info *connInfo) bool {
+	g, ct, peer, ok := t.ix.attribute(info)
 	if !ok {
-		return
+		return false
 	}
 	p := t.peer(g, ct, peer)
 	p.opened++
 	p.openNow++
 	p.add(g.direction, c.orig, c.reply)
 	c.agg = p
+	return true
 }
 
 // advance counts what a connection carried since its last reading.
@@ -240,6 +246,7 @@ func (t *table) advance(c *conn, f *conntrack.Flow) {
 // dump.
 func (t *table) remove(k connKey, c *conn, vanished bool) {
 	delete(t.conns, k)
+	delete(t.pending, k)
 	if c.agg != nil {
 		c.agg.resolve().openNow--
 	}
