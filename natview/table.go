@@ -63,8 +63,8 @@ type table struct {
 	ix         *index
 	conns      map[connKey]*conn
 	pending    map[connKey]*connInfo // live connections no container owns yet
-	tombs      map[connKey]*tomb    // removed by a dump, their DESTROY maybe still queued
-	destroyed  map[connKey]struct{} // DESTROYed since the last dump
+	tombs      map[connKey]*tomb     // removed by a dump, their DESTROY maybe still queued
+	destroyed  map[connKey]struct{}  // DESTROYed since the last dump
 	containers map[string]*ctrAgg
 	gen        uint64 // dumps applied
 	firstGen   uint64 // the watcher's very first dump (nothing before it was watched)
