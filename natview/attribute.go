@@ -1,51 +1,12 @@
+//go:build linux
+
 package natview
 
 import (
 	"net/netip"
-	"strconv"
 
 	"github.com/ti-mo/conntrack"
 )
-
-// IP protocol numbers nta names.
-const (
-	protoICMP   = 1
-	protoTCP    = 6
-	protoUDP    = 17
-	protoICMPv6 = 58
-	protoSCTP   = 132
-)
-
-// ProtoName returns the label of an IP protocol number.
-func ProtoName(p uint8) string {
-	switch p {
-	case protoICMP:
-		return "icmp"
-	case protoTCP:
-		return "tcp"
-	case protoUDP:
-		return "udp"
-	case protoICMPv6:
-		return "icmpv6"
-	case protoSCTP:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
-}
-
-// ProtoNumber is the inverse of ProtoName for the names Docker publishes
-// ("tcp", "udp", "sctp"); 0 for anything else.
-func ProtoNumber(name string) uint8 {
-	switch name {
-	case "tcp":
-		return protoTCP
-	case "udp":
-		return protoUDP
-	case "sctp":
-		return protoSCTP
-	}
-	return 0
-}
 
 // connInfo is what attribution reads of a flow: kept per connection so an
 // unattributed one can be tried again when the endpoints change.

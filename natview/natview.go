@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -157,3 +158,43 @@ const (
 	DefaultPeerBudget = 64
 	DefaultReadBuffer = 8 << 20
 )
+
+// IP protocol numbers nta names.
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+	protoSCTP   = 132
+)
+
+// ProtoName returns the label of an IP protocol number.
+func ProtoName(p uint8) string {
+	switch p {
+	case protoICMP:
+		return "icmp"
+	case protoTCP:
+		return "tcp"
+	case protoUDP:
+		return "udp"
+	case protoICMPv6:
+		return "icmpv6"
+	case protoSCTP:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// ProtoNumber is the inverse of ProtoName for the names Docker publishes
+// ("tcp", "udp", "sctp"); 0 for anything else.
+func ProtoNumber(name string) uint8 {
+	switch name {
+	case "tcp":
+		return protoTCP
+	case "udp":
+		return protoUDP
+	case "sctp":
+		return protoSCTP
+	}
+	return 0
+}
