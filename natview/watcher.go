@@ -28,7 +28,10 @@ const (
 	// between dumps, so a new container's connections are attributed soon.
 	refreshEvery = 2 * time.Second
 	// eventQueue is the channel between the event socket and the table.
-	eventQueue = 1 << 16
+	// Each queued event holds a decoded Flow (~500 B), so it stays short
+	// (2 MiB at most); the socket's receive buffer (--collector.nat.read-buffer)
+	// is what absorbs a burst while a dump runs.
+	eventQueue = 1 << 12
 )
 
 // Watcher keeps the conntrack view current. Create it with [New], run
