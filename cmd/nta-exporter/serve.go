@@ -71,7 +71,7 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		opts.Logger = logger.With("component", "nat")
 		w, err := natview.New(opts)
 		if err != nil {
-			return fmt.Errorf("%w: %w", errUsage, err)
+			return fmt.Errorf("nat: %w", err)
 		}
 		go w.Run(ctx)
 		src.NAT = w
