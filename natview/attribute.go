@@ -34,13 +34,29 @@ func infoOf(f *conntrack.Flow) connInfo {
 	}
 }
 
-// groupKey is a series without its peer.
+// groupKey is a series of a container without its peer: no strings, so
+// finding a connection's series hashes a few bytes, not a container id.
 type groupKey struct {
-	containerID string
-	direction   string
-	proto       uint8
-	hostIP      string
-	hostPort    uint16
+	hostIP   netip.Addr // published binding; invalid for egress and for a binding without address
+	hostPort uint16
+	proto    uint8
+	egress   bool
+}
+
+func (g groupKey) direction() string {
+	if g.egress {
+		return Egress
+	}
+	return Ingress
+}
+
+// peerLabel formats a peer: the client address (ingress), the destination
+// address:port (egress), the address alone for ICMP.
+func (g groupKey) peerLabel(peer netip.AddrPort) string {
+	if !g.egress || g.proto == protoICMP || g.proto == protoICMPv6 {
+		return peer.Addr().String()
+	}
+	return peer.String()
 }
 
 type portKey struct {
@@ -79,9 +95,9 @@ func newIndex(e Endpoints) *index {
 
 // attribute returns the series a connection belongs to, or ok false when
 // it is no container's north-south traffic.
-func (ix *index) attribute(c *connInfo) (g groupKey, ct Container, peer string, ok bool) {
+func (ix *index) attribute(c *connInfo) (g groupKey, ct Container, peer netip.AddrPort, ok bool) {
 	if ix == nil {
-		return g, ct, "", false
+		return g, ct, peer, false
 	}
 	if c.dnat {
 		ct, found := ix.containers[c.replySrc]
@@ -90,22 +106,22 @@ func (ix *index) attribute(c *connInfo) (g groupKey, ct Container, peer string, 
 				if p.Container.ID != ct.ID || p.ContainerPort != c.replySport || !hostIPMatches(p.HostIP, c.origDst) {
 					continue
 				}
-				g = groupKey{containerID: ct.ID, direction: Ingress, proto: c.proto, hostIP: hostIPLabel(p.HostIP), hostPort: p.HostPort}
-				return g, ct, c.origSrc.String(), true
+				g = groupKey{proto: c.proto, hostIP: p.HostIP, hostPort: p.HostPort}
+				return g, ct, netip.AddrPortFrom(c.origSrc, 0), true
 			}
 		}
 	}
 	if c.snat {
 		if ct, found := ix.containers[c.origSrc]; found {
-			g = groupKey{containerID: ct.ID, direction: Egress, proto: c.proto}
-			peer = c.origDst.String()
-			if c.proto != protoICMP && c.proto != protoICMPv6 {
-				peer = netip.AddrPortFrom(c.origDst, c.origDport).String()
+			g = groupKey{egress: true, proto: c.proto}
+			port := c.origDport
+			if c.proto == protoICMP || c.proto == protoICMPv6 {
+				port = 0
 			}
-			return g, ct, peer, true
+			return g, ct, netip.AddrPortFrom(c.origDst, port), true
 		}
 	}
-	return g, ct, "", false
+	return g, ct, peer, false
 }
 
 // hostIPMatches reports whether a published binding's host address accepts

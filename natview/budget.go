@@ -4,13 +4,15 @@ package natview
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 )
 
 // peerAgg is one series: the counters of a group's connections with one peer.
 type peerAgg struct {
 	group    groupKey
-	peer     string
+	peer     netip.AddrPort // zero in an overflow series
+	overflow bool
 	opened   uint64
 	openNow  int64
 	rx, tx   Counters
@@ -26,14 +28,12 @@ func (p *peerAgg) resolve() *peerAgg {
 	return p
 }
 
-func (p *peerAgg) direction() string { return p.group.direction }
-
 // add counts orig and reply direction counters from the container's point
 // of view: an ingress connection's original direction is what the
 // container received, an egress one's is what it sent.
-func (p *peerAgg) add(direction string, orig, reply Counters) {
+func (p *peerAgg) add(orig, reply Counters) {
 	in, out := orig, reply
-	if direction == Egress {
+	if p.group.egress {
 		in, out = reply, orig
 	}
 	p.rx.Bytes += in.Bytes
@@ -56,7 +56,7 @@ func (p *peerAgg) merge(q *peerAgg) {
 
 type peerKey struct {
 	group groupKey
-	peer  string
+	peer  netip.AddrPort
 }
 
 // ctrAgg holds a container's series under its peer budget.
@@ -81,7 +81,7 @@ func (ca *ctrAgg) open() int64 {
 // smallest quarter of the container's peers into their groups' overflow
 // series when a new peer finds the budget full (as the flow table does):
 // sums stay exact and series stay bounded.
-func (t *table) peer(g groupKey, ct Container, peer string) *peerAgg {
+func (t *table) peer(g groupKey, ct Container, peer netip.AddrPort) *peerAgg {
 	ca := t.containers[ct.ID]
 	if ca == nil {
 		ca = &ctrAgg{ct: ct, peers: map[peerKey]*peerAgg{}, overflow: map[groupKey]*peerAgg{}}
@@ -112,13 +112,13 @@ func (t *table) fold(ca *ctrAgg) {
 		if c := cmp.Compare(a.opened, b.opened); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.peer, b.peer)
+		return a.peer.Compare(b.peer)
 	})
 	n := max(1, len(all)/4)
 	for _, p := range all[:n] {
 		o := ca.overflow[p.group]
 		if o == nil {
-			o = &peerAgg{group: p.group, peer: OverflowPeer}
+			o = &peerAgg{group: p.group, overflow: true}
 			ca.overflow[p.group] = o
 		}
 		o.merge(p)
@@ -165,9 +165,13 @@ func (t *table) snapshot() Snapshot {
 }
 
 func seriesOf(ct Container, p *peerAgg) Series {
+	peer := OverflowPeer
+	if !p.overflow {
+		peer = p.group.peerLabel(p.peer)
+	}
 	return Series{
-		Container: ct, Direction: p.group.direction, Proto: ProtoName(p.group.proto),
-		HostIP: p.group.hostIP, HostPort: p.group.hostPort, Peer: p.peer,
+		Container: ct, Direction: p.group.direction(), Proto: ProtoName(p.group.proto),
+		HostIP: hostIPLabel(p.group.hostIP), HostPort: p.group.hostPort, Peer: peer,
 		Opened: p.opened, Open: p.openNow, Received: p.rx, Transmitted: p.tx,
 	}
 }

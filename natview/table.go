@@ -126,8 +126,7 @@ func (t *table) event(kind int, f *conntrack.Flow) {
 		if kind == evDestroy && tb.vanished {
 			o, r := delta(&tb.orig, f.CountersOrig), delta(&tb.reply, f.CountersReply)
 			if tb.agg != nil {
-				p := tb.agg.resolve()
-				p.add(p.direction(), o, r)
+				tb.agg.resolve().add(o, r)
 			}
 			tb.vanished = false
 		}
@@ -229,7 +228,7 @@ func (t *table) attribute(c *conn, info *connInfo) bool {
 	p := t.peer(g, ct, peer)
 	p.opened++
 	p.openNow++
-	p.add(g.direction, c.orig, c.reply)
+	p.add(c.orig, c.reply)
 	c.agg = p
 	return true
 }
@@ -238,8 +237,7 @@ func (t *table) attribute(c *conn, info *connInfo) bool {
 func (t *table) advance(c *conn, f *conntrack.Flow) {
 	o, r := delta(&c.orig, f.CountersOrig), delta(&c.reply, f.CountersReply)
 	if c.agg != nil {
-		p := c.agg.resolve()
-		p.add(p.direction(), o, r)
+		c.agg.resolve().add(o, r)
 	}
 }
 
