@@ -38,10 +38,15 @@ func dialDumper() (*dumper, error) {
 
 func (d *dumper) Close() error { return d.c.Close() }
 
-// dump calls fn for every entry of the table, in the kernel's order, with a
-// Flow it reuses for the next entry. It never asks the kernel to zero
-// counters.
-func (d *dumper) dump(fn func(*conntrack.Flow)) error {
+// dumpBatch is how many entries the receiving goroutine hands on at once.
+const dumpBatch = 256
+
+// dump applies every entry of the table, in the kernel's order, in batches
+// of decoded Flows that apply must not keep. Receiving (where the kernel
+// fills the next datagram, most of a dump's time) runs in its own goroutine
+// while the caller decodes and applies the previous batch. It never asks
+// the kernel to zero counters.
+func (d *dumper) dump(apply func([]conntrack.Flow)) error {
 	req, err := netfilter.MarshalNetlink(netfilter.Header{
 		SubsystemID: netfilter.NFSubsysCTNetlink,
 		MessageType: ctGet,
@@ -54,15 +59,56 @@ func (d *dumper) dump(fn func(*conntrack.Flow)) error {
 	if _, err := d.c.Send(req); err != nil {
 		return err
 	}
-	var f conntrack.Flow // reused: fn must not keep it
-	for m, err := range d.c.ReceiveIter() {
-		if err != nil {
-			return err
+	batches := make(chan [][]byte, 4)
+	stop := make(chan struct{})
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		batch := make([][]byte, 0, dumpBatch)
+		// A message's Data stays valid: with a fixed receive buffer, netlink
+		// copies each datagram to memory of its own.
+		for m, err := range d.c.ReceiveIter() {
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			if batch = append(batch, m.Data); len(batch) == dumpBatch {
+				select {
+				case batches <- batch:
+				case <-stop:
+					return // the rest of the dump is read and discarded
+				}
+				batch = make([][]byte, 0, dumpBatch)
+			}
 		}
-		if err := decodeFlow(m.Data, &f); err != nil {
-			return fmt.Errorf("decode conntrack entry: %w", err)
+		if len(batch) > 0 {
+			select {
+			case batches <- batch:
+			case <-stop:
+			}
 		}
-		fn(&f)
+	}()
+	flows := make([]conntrack.Flow, dumpBatch)
+	var decodeErr error
+	for batch := range batches {
+		if decodeErr != nil {
+			continue
+		}
+		for i, data := range batch {
+			if err := decodeFlow(data, &flows[i]); err != nil {
+				decodeErr = fmt.Errorf("decode conntrack entry: %w", err)
+				close(stop)
+				break
+			}
+		}
+		if decodeErr == nil {
+			apply(flows[:len(batch)])
+		}
 	}
-	return nil
+	select {
+	case err := <-recvErr:
+		return err
+	default:
+		return decodeErr
+	}
 }

@@ -281,7 +281,7 @@ func (w *Watcher) maybeRefresh(force bool) {
 	}
 }
 
-// dump reads the whole table and applies it entry by entry as it streams
+// dump reads the whole table and applies it batch by batch as it streams
 // in; a scrape meanwhile sees counters that are exact so far.
 func (w *Watcher) dump(dc *dumper, first bool) error {
 	begin := time.Now()
@@ -289,9 +289,11 @@ func (w *Watcher) dump(dc *dumper, first bool) error {
 	w.mu.Lock()
 	w.tab.beginDump(first)
 	w.mu.Unlock()
-	err := dc.dump(func(f *conntrack.Flow) {
+	err := dc.dump(func(batch []conntrack.Flow) {
 		w.mu.Lock()
-		w.tab.dumped(f)
+		for i := range batch {
+			w.tab.dumped(&batch[i])
+		}
 		w.mu.Unlock()
 	})
 	if err != nil {
