@@ -40,14 +40,16 @@ type Watcher struct {
 	o   Options
 	log *slog.Logger
 
-	mu       sync.Mutex
-	tab      *table
-	err      error // why the view is unavailable, nil when up
-	synced   bool
-	dumped   bool // a dump has completed: later sessions' dumps are repairs
-	refresh  time.Time
-	endpoint string // fingerprint of the last endpoints installed
-	acctWarn bool
+	mu      sync.Mutex
+	tab     *table
+	err     error // why the view is unavailable, nil when up
+	synced  bool
+	dumped  bool // a dump has completed: later sessions' dumps are repairs
+	refresh time.Time
+	// downLogged is the outage last logged, "" while up (Run's goroutine only).
+	downLogged string
+	endpoint   string // fingerprint of the last endpoints installed
+	acctWarn   bool
 }
 
 // New checks the options and returns a Watcher; it does no I/O besides
@@ -123,7 +125,6 @@ func (w *Watcher) Snapshot() (Snapshot, error) {
 // (module missing, no permission) are retried with backoff and logged once.
 func (w *Watcher) Run(ctx context.Context) {
 	backoff := minBackoff
-	logged := ""
 	for ctx.Err() == nil {
 		err := w.session(ctx)
 		if ctx.Err() != nil {
@@ -141,9 +142,9 @@ func (w *Watcher) Run(ctx context.Context) {
 		w.mu.Lock()
 		w.err = err
 		w.mu.Unlock()
-		if msg := err.Error(); msg != logged {
+		if msg := err.Error(); msg != w.downLogged {
 			w.log.Warn("conntrack unavailable; NAT metrics paused", "err", err, "retry", backoff)
-			logged = msg
+			w.downLogged = msg
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -206,6 +207,10 @@ func (w *Watcher) session(ctx context.Context) error {
 	w.mu.Lock()
 	w.err = nil
 	w.mu.Unlock()
+	if w.downLogged != "" {
+		w.log.Info("conntrack available again; NAT metrics resumed")
+		w.downLogged = ""
+	}
 	tick := time.NewTicker(w.o.Resync)
 	defer tick.Stop()
 	for {
