@@ -65,6 +65,9 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		src.Libvirt = w
 	}
 	if needs.Has(collector.NeedNAT) {
+		if o.nat.PeerBudget < 1 {
+			return fmt.Errorf("%w: --collector.nat.peer-budget=%d: keep at least 1 peer per container (the rest fold into peer=\"overflow\")", errUsage, o.nat.PeerBudget)
+		}
 		opts := o.nat
 		opts.ProcPath = o.procPath
 		opts.Resolver = natview.DockerResolver(src.Docker)
