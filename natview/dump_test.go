@@ -3,6 +3,7 @@
 package natview
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestDumpStreamsEveryEntryInBatches(t *testing.T) {
 	d := fakeDump(t, dumpEntries(t, n))
 	var ids []uint32
 	calls := 0
-	if err := d.dump(func(batch []conntrack.Flow) {
+	if err := d.dump(statusFilter{}, func(batch []conntrack.Flow) {
 		calls++
 		for i := range batch {
 			ids = append(ids, batch[i].ID)
@@ -67,7 +68,7 @@ func TestDumpFailsOnAMalformedEntry(t *testing.T) {
 	d := fakeDump(t, entries)
 	done := make(chan error, 1)
 	applied := 0
-	go func() { done <- d.dump(func(b []conntrack.Flow) { applied += len(b) }) }()
+	go func() { done <- d.dump(statusFilter{}, func(b []conntrack.Flow) { applied += len(b) }) }()
 	select {
 	case err := <-done:
 		if err == nil || applied != dumpBatch {
@@ -75,5 +76,44 @@ func TestDumpFailsOnAMalformedEntry(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("dump hung on a malformed entry")
+	}
+}
+
+// A filtered dump asks the kernel for status & mask == value, big-endian,
+// as CTA_STATUS and CTA_STATUS_MASK; an unfiltered one carries neither.
+func TestDumpRequestCarriesTheStatusFilter(t *testing.T) {
+	for _, sf := range append(natFilters[:], statusFilter{}) {
+		got := map[uint16]uint32{}
+		d := &dumper{c: nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
+			if err := attrs(req[0].Data[nfgenmsgSize:], func(typ uint16, v []byte) error {
+				got[typ] = binary.BigEndian.Uint32(v)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return nltest.Multipart([]netlink.Message{{Data: make([]byte, 4)}, {Data: make([]byte, 4)}})
+		})}
+		if err := d.dump(sf, func([]conntrack.Flow) {}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[uint16]uint32{}
+		if sf.mask != 0 {
+			want = map[uint16]uint32{ctaStatus: uint32(sf.value), ctaStatusMask: uint32(sf.mask)}
+		}
+		if len(got) != len(want) || got[ctaStatus] != want[ctaStatus] || got[ctaStatusMask] != want[ctaStatusMask] {
+			t.Errorf("filter %+v: request attributes %v, want %v", sf, got, want)
+		}
+	}
+	// The two filters list every NAT'd entry exactly once.
+	for _, st := range []conntrack.Status{dnat, snat, dnat | snat, 0} {
+		n := 0
+		for _, sf := range natFilters {
+			if sf.matches(st) {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[st&(dnat|snat) != 0]; n != want {
+			t.Errorf("status %v matched by %d filters, want %d", st, n, want)
+		}
 	}
 }

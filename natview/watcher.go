@@ -48,6 +48,8 @@ type Watcher struct {
 	refresh time.Time
 	// downLogged is the outage last logged, "" while up (Run's goroutine only).
 	downLogged string
+	// unfiltered is set when the kernel ignores status filters in dumps.
+	unfiltered bool
 	endpoint   string // fingerprint of the last endpoints installed
 	acctWarn   bool
 }
@@ -286,23 +288,40 @@ func (w *Watcher) maybeRefresh(force bool) {
 	}
 }
 
-// dump reads the whole table and applies it batch by batch as it streams
-// in; a scrape meanwhile sees counters that are exact so far.
+// dump reads the NAT'd entries of the table (two dumps filtered by status
+// in the kernel, or one of everything on kernels that do not filter) and
+// applies them batch by batch as they stream in; a scrape meanwhile sees
+// counters that are exact so far.
 func (w *Watcher) dump(dc *dumper, first bool) error {
 	begin := time.Now()
 	w.maybeRefresh(true)
 	w.mu.Lock()
 	w.tab.beginDump(first)
 	w.mu.Unlock()
-	err := dc.dump(func(batch []conntrack.Flow) {
-		w.mu.Lock()
-		for i := range batch {
-			w.tab.dumped(&batch[i])
+	filters := natFilters[:]
+	if w.unfiltered {
+		filters = []statusFilter{{}}
+	}
+	for _, sf := range filters {
+		err := dc.dump(sf, func(batch []conntrack.Flow) {
+			w.mu.Lock()
+			for i := range batch {
+				if !sf.matches(batch[i].Status) && !w.unfiltered {
+					// The kernel ignored the filter (before 5.17): it lists
+					// everything, so one unfiltered dump will do from now on.
+					w.unfiltered = true
+					w.log.Debug("kernel does not filter conntrack dumps by status; dumping the whole table")
+				}
+				w.tab.dumped(&batch[i])
+			}
+			w.mu.Unlock()
+		})
+		if err != nil {
+			return w.dialError("dump conntrack table", err)
 		}
-		w.mu.Unlock()
-	})
-	if err != nil {
-		return w.dialError("dump conntrack table", err)
+		if w.unfiltered {
+			break // that dump listed everything
+		}
 	}
 	w.mu.Lock()
 	w.tab.endDump()
