@@ -34,6 +34,10 @@ func natHost(acct bool) natview.Snapshot {
 			in("198.18.0.2", 10, 2, 5000, 20000),
 			in("198.18.0.3", 4, 0, 2000, 8000),
 			in(natview.OverflowPeer, 1, 0, 300, 600),
+			// A VM on a libvirt NAT network reaching outside (MASQUERADE).
+			{Container: natview.Container{ID: "4dea22b3-1d52-d8f3-2516-782e98ab3fa0", Name: "vm-lab", Kind: natview.KindVM},
+				Direction: natview.Egress, Proto: "udp", Peer: "198.18.0.53:53", Opened: 2,
+				Received: natview.Counters{Bytes: 256, Packets: 2}, Transmitted: natview.Counters{Bytes: 128, Packets: 2}},
 		},
 		Health: natview.Health{
 			Accounting: acct, Events: [3]uint64{18, 40, 16}, ReceiveErrors: 1, EventsLost: 2, Dumps: 7,

@@ -17,9 +17,9 @@ func init() {
 }
 
 var (
-	natLabels     = []string{"container_id", "container", "direction", "protocol", "host_ip", "host_port", "peer"}
+	natLabels     = []string{"container_id", "container", "kind", "direction", "protocol", "host_ip", "host_port", "peer"}
 	natOpenedDesc = natDesc("connections_opened_total",
-		"NAT'd connections of a container opened since the exporter started: ingress through a published port (DNAT; host_ip and host_port are the published binding, peer the client address) or egress through SNAT/MASQUERADE (peer the destination address:port). peer=\"overflow\" holds the peers folded away by the per-container budget.")
+		"NAT'd connections of a workload (kind container: a Docker container, container_id its id; kind vm: a libvirt VM by its leased address, container_id its UUID, egress only) opened since the exporter started: ingress through a published port (DNAT; host_ip and host_port are the published binding, peer the client address) or egress through SNAT/MASQUERADE (peer the destination address:port). peer=\"overflow\" holds the peers folded away by the per-container budget.")
 	natPortOpenedDesc = prometheus.NewDesc(Namespace+"_nat_published_port_connections_opened_total",
 		"Ingress connections through a container's published port since the exporter started: the sum over its peers, monotonic when the budget folds a peer (alert on this one).",
 		[]string{"container_id", "container", "protocol", "host_ip", "host_port"}, nil)
@@ -89,7 +89,11 @@ func (c *natCollector) Update(_ context.Context, ch chan<- prometheus.Metric) er
 		if s.Direction == natview.Ingress {
 			port = strconv.Itoa(int(s.HostPort))
 		}
-		lv := []string{s.Container.ID, s.Container.Name, s.Direction, s.Proto, s.HostIP, port, s.Peer}
+		kind := s.Container.Kind
+		if kind == "" {
+			kind = natview.KindContainer
+		}
+		lv := []string{s.Container.ID, s.Container.Name, kind, s.Direction, s.Proto, s.HostIP, port, s.Peer}
 		ch <- prometheus.MustNewConstMetric(natOpenedDesc, prometheus.CounterValue, float64(s.Opened), lv...)
 		ch <- prometheus.MustNewConstMetric(natOpenDesc, prometheus.GaugeValue, float64(s.Open), lv...)
 		if !h.Accounting {

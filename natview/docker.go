@@ -1,6 +1,7 @@
 package natview
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,27 +9,56 @@ import (
 	"strings"
 
 	"github.com/tangfeixiong/nta/dockerview"
+	"github.com/tangfeixiong/nta/libvirtview"
 )
 
-// DockerViewer is what [DockerResolver] reads: *dockerview.Watcher.
+// DockerViewer is what [ViewsResolver] reads of Docker: *dockerview.Watcher.
 type DockerViewer interface {
 	View() (dockerview.View, error)
 }
 
-// DockerResolver returns a [Resolver] over the cached Docker view: every
-// container's endpoint addresses and published ports, and the addresses of
-// the exporter's own network namespace as host addresses (nta runs in the
-// host's).
-func DockerResolver(d DockerViewer) Resolver { return dockerResolver{d} }
+// LibvirtViewer is what [ViewsResolver] reads of libvirt: *libvirtview.Watcher.
+type LibvirtViewer interface {
+	View() (libvirtview.View, error)
+}
 
-type dockerResolver struct{ d DockerViewer }
+// ViewsResolver returns a [Resolver] over the cached views: every Docker
+// container's endpoint addresses and published ports, every VM's leased
+// addresses when l is not nil (a VM on a libvirt NAT network reaches the
+// outside through MASQUERADE too), and the addresses of the exporter's own
+// network namespace as host addresses (nta runs in the host's). It fails
+// only when no view answers.
+func ViewsResolver(d DockerViewer, l LibvirtViewer) Resolver { return viewsResolver{d, l} }
 
-func (r dockerResolver) Endpoints() (Endpoints, error) {
-	v, err := r.d.View()
-	if err != nil {
-		return Endpoints{}, err
+type viewsResolver struct {
+	d DockerViewer
+	l LibvirtViewer
+}
+
+func (r viewsResolver) Endpoints() (Endpoints, error) {
+	e := Endpoints{Containers: map[netip.Addr]Container{}}
+	var errs []error
+	if r.d != nil {
+		if v, err := r.d.View(); err != nil {
+			errs = append(errs, err)
+		} else {
+			e = EndpointsFromDocker(v)
+		}
 	}
-	e := EndpointsFromDocker(v)
+	if r.l != nil {
+		if v, err := r.l.View(); err != nil {
+			errs = append(errs, err)
+		} else {
+			for a, vm := range EndpointsFromLibvirt(v).Containers {
+				if _, taken := e.Containers[a]; !taken {
+					e.Containers[a] = vm
+				}
+			}
+		}
+	}
+	if len(errs) > 0 && len(errs) == btoi(r.d != nil)+btoi(r.l != nil) {
+		return Endpoints{}, errors.Join(errs...)
+	}
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return Endpoints{}, fmt.Errorf("host addresses: %w", err)
@@ -47,7 +77,7 @@ func (r dockerResolver) Endpoints() (Endpoints, error) {
 func EndpointsFromDocker(v dockerview.View) Endpoints {
 	e := Endpoints{Containers: map[netip.Addr]Container{}}
 	for _, c := range v.Containers {
-		ct := Container{ID: c.ID, Name: c.Name}
+		ct := Container{ID: c.ID, Name: c.Name, Kind: KindContainer}
 		for _, ep := range c.Endpoints {
 			for _, s := range []string{ep.IPv4, ep.IPv6} {
 				if a, err := netip.ParseAddr(s); err == nil {
@@ -66,12 +96,40 @@ func EndpointsFromDocker(v dockerview.View) Endpoints {
 	return e
 }
 
+// EndpointsFromLibvirt returns the VMs' addresses of a libvirt view: each
+// DHCP lease whose MAC is a domain's NIC (Ports and HostAddrs nil).
+func EndpointsFromLibvirt(v libvirtview.View) Endpoints {
+	byMAC := map[string]Container{}
+	for _, d := range v.Domains {
+		for _, n := range d.NICs {
+			byMAC[strings.ToLower(n.MAC)] = Container{ID: d.UUID, Name: d.Name, Kind: KindVM}
+		}
+	}
+	e := Endpoints{Containers: map[netip.Addr]Container{}}
+	for _, n := range v.Networks {
+		for _, l := range n.Leases {
+			vm, ok := byMAC[strings.ToLower(l.MAC)]
+			if a, err := netip.ParseAddr(l.IP); ok && err == nil {
+				e.Containers[a.Unmap()] = vm
+			}
+		}
+	}
+	return e
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // fingerprint is a cheap identity of endpoints, so unchanged ones are not
 // installed (and unattributed connections not retried) again.
 func fingerprint(e Endpoints) string {
 	var parts []string
 	for a, c := range e.Containers {
-		parts = append(parts, a.String()+"="+c.ID+"/"+c.Name)
+		parts = append(parts, a.String()+"="+c.Kind+":"+c.ID+"/"+c.Name)
 	}
 	for _, p := range e.Ports {
 		parts = append(parts, fmt.Sprintf("%s:%s:%d:%d:%d", p.Container.ID, p.HostIP, p.HostPort, p.ContainerPort, p.Proto))

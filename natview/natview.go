@@ -44,10 +44,18 @@ const OverflowPeer = "overflow"
 // error text says what to do.
 var ErrUnavailable = errors.New("conntrack unavailable")
 
-// Container names a workload that owns addresses.
+// Workload kinds.
+const (
+	KindContainer = "container" // a Docker container: ID is its full id
+	KindVM        = "vm"        // a libvirt domain: ID is its UUID, Name the domain name
+)
+
+// Container names a workload that owns addresses: a Docker container or a
+// libvirt VM (Kind).
 type Container struct {
-	ID   string // full id
+	ID   string // full container id, or the VM's UUID
 	Name string
+	Kind string // KindContainer or KindVM; "" is KindContainer
 }
 
 // Port is a published port: HostIP:HostPort/Proto is DNAT'd to the
@@ -71,8 +79,8 @@ type Endpoints struct {
 	HostAddrs map[netip.Addr]bool
 }
 
-// Resolver supplies [Endpoints]; the Docker view does in production
-// ([DockerResolver]), a literal in tests.
+// Resolver supplies [Endpoints]; the Docker and libvirt views do in
+// production ([ViewsResolver]), a literal in tests.
 type Resolver interface {
 	// Endpoints returns the current container addresses, published ports and
 	// host addresses.

@@ -70,7 +70,12 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		}
 		opts := o.nat
 		opts.ProcPath = o.procPath
-		opts.Resolver = natview.DockerResolver(src.Docker)
+		// VMs' leased addresses too, when the libvirt collector runs.
+		var vms natview.LibvirtViewer
+		if src.Libvirt != nil {
+			vms = src.Libvirt
+		}
+		opts.Resolver = natview.ViewsResolver(src.Docker, vms)
 		opts.Logger = logger.With("component", "nat")
 		w, err := natview.New(opts)
 		if err != nil {
