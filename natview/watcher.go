@@ -222,6 +222,7 @@ func (w *Watcher) session(ctx context.Context) error {
 		case ev := <-events:
 			w.apply(ev)
 		case err := <-errs:
+			w.applyQueued(events)
 			return &receiveError{err}
 		case <-tick.C:
 			if err := w.drain(events, errs); err != nil {
@@ -242,9 +243,24 @@ func (w *Watcher) drain(events <-chan conntrack.Event, errs <-chan error) error 
 		case ev := <-events:
 			w.apply(ev)
 		case err := <-errs:
+			w.applyQueued(events)
 			return &receiveError{err}
 		default:
 			return nil
+		}
+	}
+}
+
+// applyQueued applies the events still queued when the socket failed: the
+// library's worker has stopped after reporting the error, so they are all
+// from before it and would otherwise be lost with the socket.
+func (w *Watcher) applyQueued(events <-chan conntrack.Event) {
+	for {
+		select {
+		case ev := <-events:
+			w.apply(ev)
+		default:
+			return
 		}
 	}
 }
