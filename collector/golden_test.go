@@ -20,8 +20,11 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 	"github.com/tangfeixiong/nta/ovsview"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 var update = flag.Bool("update", false, "rewrite collector/testdata/*.prom from the collectors' output; review the diff before committing it")
 
@@ -100,19 +103,24 @@ func TestGoldenExposition(t *testing.T) {
 		dockerr error
 		libvirt func() (*hostnet.Snapshot, libvirtview.View)
 		ovs     bool
+		nat     *natview.Snapshot
 	}{
-		{"docker_host", dockerHost, nil, nil, false},
-		{"vanished_netns", vanishedNetns, nil, nil, false},
-		{"network_modes", networkModes, nil, nil, false},
+		{"docker_host", dockerHost, nil, nil, false, nil},
+		{"vanished_netns", vanishedNetns, nil, nil, false, nil},
+		{"network_modes", networkModes, nil, nil, false, nil},
 		// Docker down: the docker collector reports no data, the graph
 		// still shows the kernel's wiring.
-		{"docker_down", dockerHost, unavailable, nil, false},
+		{"docker_down", dockerHost, unavailable, nil, false, nil},
 		// A libvirt host next to Docker: VMs on a Linux bridge and on an
 		// isolated libvirt network, a hostdev NIC, a stopped VM.
-		{"libvirt_host", nil, unavailable, libvirtHost, false},
+		{"libvirt_host", nil, unavailable, libvirtHost, false, nil},
 		// Open vSwitch: patch pair, tunnel, an ovs-docker container, a VM
 		// on an OVS port, a bond, an interface OVS could not add.
-		{"ovs_host", nil, unavailable, nil, true},
+		{"ovs_host", nil, unavailable, nil, true, nil},
+		// North-south traffic through Docker's NAT, with conntrack
+		// accounting on (bytes and packets) and off (connections only).
+		{"nat_host", dockerHost, nil, nil, false, ptr(natHost(true))},
+		{"nat_no_accounting", dockerHost, nil, nil, false, ptr(natHost(false))},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var snap *hostnet.Snapshot
@@ -136,7 +144,11 @@ func TestGoldenExposition(t *testing.T) {
 			if sc.dockerr != nil {
 				view = dockerview.View{}
 			}
-			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv, OVS: ov})
+			nat := fakeNAT{err: fmt.Errorf("%w: /proc/sys/net/netfilter/nf_conntrack_max missing — nf_conntrack is not loaded: modprobe nf_conntrack", natview.ErrUnavailable)}
+			if sc.nat != nil {
+				nat = fakeNAT{snap: *sc.nat}
+			}
+			g := gatherGolden(t, &Sources{Host: fakeHost{snap: snap}, Docker: fakeDocker{view: view, err: sc.dockerr}, Libvirt: lv, OVS: ov, NAT: nat})
 			path := filepath.Join("testdata", sc.name+".prom")
 			if *update {
 				writeGolden(t, path, g)

@@ -9,6 +9,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 	"github.com/tangfeixiong/nta/ovsview"
 	"github.com/tangfeixiong/nta/topology"
 )
@@ -47,7 +48,16 @@ type OVSSource interface {
 	View() (ovsview.View, error)
 }
 
+// NATSource is the conntrack view collectors read. It never talks to the
+// kernel on a scrape besides two /proc files. *natview.Watcher implements it.
+type NATSource interface {
+	// Snapshot returns the NAT series and health, or an error wrapping
+	// natview.ErrUnavailable while conntrack cannot be read.
+	Snapshot() (natview.Snapshot, error)
+}
+
 var (
+	_ NATSource     = (*natview.Watcher)(nil)
 	_ HostSource    = (*HostCache)(nil)
 	_ DockerSource  = (*dockerview.Watcher)(nil)
 	_ LibvirtSource = (*libvirtview.Watcher)(nil)
@@ -66,6 +76,7 @@ const (
 	NeedFlows                    // Sources.Flows: the packet capture
 	NeedLibvirt                  // Sources.Libvirt: the libvirt watcher
 	NeedOVS                      // Sources.OVS: the OVSDB watcher
+	NeedNAT                      // Sources.NAT: the conntrack watcher (its attribution reads the Docker watcher, which main then starts too)
 )
 
 // Has reports whether n includes every source of want.
@@ -77,7 +88,7 @@ func (n Need) String() string {
 	for _, s := range []struct {
 		bit  Need
 		name string
-	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedLibvirt, "libvirt"}, {NeedOVS, "ovs"}, {NeedFlows, "flows"}} {
+	}{{NeedHost, "host"}, {NeedDocker, "docker"}, {NeedLibvirt, "libvirt"}, {NeedOVS, "ovs"}, {NeedNAT, "nat"}, {NeedFlows, "flows"}} {
 		if n.Has(s.bit) {
 			out = append(out, s.name)
 		}
@@ -114,6 +125,8 @@ type Sources struct {
 	Libvirt LibvirtSource
 	// OVS is the cached Open vSwitch view, nil when no enabled collector needs it.
 	OVS OVSSource
+	// NAT is the conntrack view, nil when no enabled collector needs it.
+	NAT NATSource
 	// Flows is the packet capture, nil unless the flows collector is on.
 	Flows *Flows
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 	"github.com/tangfeixiong/nta/ovsview"
 )
 
@@ -29,6 +30,7 @@ func TestSourcesNeededUnitesDeclarations(t *testing.T) {
 		{[]string{"ovs"}, NeedOVS, "ovs"},
 		{[]string{"libvirt"}, NeedHost | NeedLibvirt, "host,libvirt"},
 		{[]string{"flows"}, NeedHost | NeedDocker | NeedLibvirt | NeedOVS | NeedFlows, "host,docker,libvirt,ovs,flows"},
+		{[]string{"nat"}, NeedNAT, "nat"},
 		{[]string{"no-such-collector"}, 0, "none"},
 	} {
 		got := SourcesNeeded(c.names)
@@ -57,6 +59,15 @@ type spyDocker struct {
 func (s spyDocker) View() (dockerview.View, error) {
 	*s.used |= NeedDocker
 	return s.view, nil
+}
+
+type spyNAT struct {
+	used *Need
+}
+
+func (s spyNAT) Snapshot() (natview.Snapshot, error) {
+	*s.used |= NeedNAT
+	return natHost(true), nil
 }
 
 type spyLibvirt struct {
@@ -89,7 +100,7 @@ func TestCollectorsReadExactlyTheSourcesTheyDeclare(t *testing.T) {
 	_, _, ov := ovsHost()
 	for _, name := range goldenCollectors() {
 		var used Need
-		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}, OVS: spyOVS{ov, &used}}
+		src := &Sources{Host: spyHost{snap, &used}, Docker: spyDocker{view, &used}, Libvirt: spyLibvirt{lv, &used}, OVS: spyOVS{ov, &used}, NAT: spyNAT{&used}}
 		c, err := factories[name].factory(src, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -119,7 +119,7 @@ func TestCompose(t *testing.T) {
 		if e.NetworkMode != "host" || e.PID != "host" {
 			t.Errorf("network_mode %q, pid %q: both must be host", e.NetworkMode, e.PID)
 		}
-		for _, c := range []string{"SYS_ADMIN", "SYS_PTRACE", "NET_RAW", "DAC_READ_SEARCH"} {
+		for _, c := range []string{"SYS_ADMIN", "SYS_PTRACE", "NET_RAW", "DAC_READ_SEARCH", "NET_ADMIN"} {
 			if !e.Privileged && !slices.Contains(e.CapAdd, c) {
 				t.Errorf("exporter lacks CAP_%s (README: Privileges)", c)
 			}

@@ -159,7 +159,7 @@ func TestKubernetesManifest(t *testing.T) {
 			t.Errorf("%s probe %+v: want httpGet / on port metrics", name, p)
 		}
 	}
-	for _, cp := range []string{"SYS_ADMIN", "SYS_PTRACE", "NET_RAW", "DAC_READ_SEARCH"} {
+	for _, cp := range []string{"SYS_ADMIN", "SYS_PTRACE", "NET_RAW", "DAC_READ_SEARCH", "NET_ADMIN"} {
 		if !c.SecurityContext.Privileged && !slices.Contains(c.SecurityContext.Capabilities.Add, cp) {
 			t.Errorf("container lacks CAP_%s", cp)
 		}

@@ -17,6 +17,7 @@ import (
 // Capability bit numbers from linux/capability.h.
 const (
 	capDacReadSearch = 2
+	capNetAdmin      = 12
 	capNetRaw        = 13
 	capSysPtrace     = 19
 	capSysAdmin      = 21
@@ -35,6 +36,7 @@ func neededCapabilities() []capability {
 		{capSysPtrace, "CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)"},
 		{capNetRaw, "CAP_NET_RAW (packet capture)"},
 		{capDacReadSearch, "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"},
+		{capNetAdmin, "CAP_NET_ADMIN (conntrack: NAT metrics)"},
 	}
 }
 

@@ -36,14 +36,18 @@ func TestParseCapEffAndMissing(t *testing.T) {
 			"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)",
 			"CAP_NET_RAW (packet capture)",
 			"CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)",
+			"CAP_NET_ADMIN (conntrack: NAT metrics)",
 		}},
 		// CAP_NET_RAW (13) | CAP_SYS_ADMIN (21) only.
-		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"}},
-		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21): the README's set before
-		// Docker's 0700 netns directory was found to need DAC_READ_SEARCH (2).
-		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"}},
-		// The documented set: SYS_ADMIN, SYS_PTRACE, NET_RAW, DAC_READ_SEARCH.
-		{"0000000000282004", nil},
+		{"0000000000202000", []string{"CAP_SYS_PTRACE (read /proc/PID/ns/net of other users)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)", "CAP_NET_ADMIN (conntrack: NAT metrics)"}},
+		// CAP_SYS_PTRACE (19) | CAP_SYS_ADMIN (21).
+		{"0000000000280000", []string{"CAP_NET_RAW (packet capture)", "CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)", "CAP_NET_ADMIN (conntrack: NAT metrics)"}},
+		// The documented set: SYS_ADMIN, SYS_PTRACE, NET_RAW, DAC_READ_SEARCH (2), NET_ADMIN (12).
+		{"0000000000283004", nil},
+		// Everything but CAP_NET_ADMIN.
+		{"0000000000282004", []string{"CAP_NET_ADMIN (conntrack: NAT metrics)"}},
+		// Everything but CAP_DAC_READ_SEARCH: Docker's 0700 netns directory.
+		{"0000000000283000", []string{"CAP_DAC_READ_SEARCH (list /var/run/docker/netns, mode 0700)"}},
 	} {
 		eff, err := parseCapEff(strings.NewReader(status(tc.eff)))
 		if err != nil {
@@ -68,7 +72,7 @@ func TestMissingCapabilitiesFromProcPath(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(proc, "self"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(proc, "self/status"), []byte(status("0000000000002000")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(proc, "self/status"), []byte(status("0000000000003000")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, err := MissingCapabilities(proc)

@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(docker.io openvswitch-switch libvirt-daemon-system qemu-system-x86 prometheus prometheus-alertmanager
-      iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils
+      iproute2 iputils-ping tcpdump netsniff-ng pmacct iperf3 graphviz bridge-utils conntrack
       chromium)  # chromium: headless browser of the topology page test (e2e/page_test.go)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -53,6 +53,14 @@ if ! wait_for 1 ovs-vsctl --timeout=2 show; then
   /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null
   wait_for 30 ovs-vsctl --timeout=2 show || { log "ovsdb-server did not answer"; exit 1; }
 fi
+
+# Kernel connection tracking (the nat collector; Docker's NAT loads it too).
+if [ ! -e /proc/sys/net/netfilter/nf_conntrack_max ]; then
+  log "loading nf_conntrack"
+  modprobe nf_conntrack 2>/dev/null || true
+  [ -e /proc/sys/net/netfilter/nf_conntrack_max ] || { log "nf_conntrack not available (modprobe nf_conntrack failed)"; exit 1; }
+fi
+command -v conntrack >/dev/null || { log "conntrack missing after install"; exit 1; }
 
 command -v promtool >/dev/null || { log "promtool missing after install"; exit 1; }
 hv=$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Running hypervisor: //p')

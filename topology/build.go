@@ -52,6 +52,7 @@ func Build(snap *hostnet.Snapshot, views Views) *Graph {
 	b.links(snap, kinds)
 	if view != nil {
 		b.docker(snap, view)
+		b.publishedPorts(view)
 	}
 	if views.Libvirt != nil {
 		b.libvirt(snap, views.Libvirt)

@@ -167,6 +167,16 @@ func (g *Graph) WriteText(w io.Writer) error {
 		b.WriteString(line + "\n")
 	}
 	for _, n := range g.Nodes {
+		if n.Kind != KindPublishedPort {
+			continue
+		}
+		line := fmt.Sprintf("published port %s: host", n.Title)
+		if c := ix.first(n.ID, EdgeDNAT, true); c != "" {
+			line += " → container " + ix.byID[c].Title
+		}
+		b.WriteString(line + " [" + n.Subtitle + "]\n")
+	}
+	for _, n := range g.Nodes {
 		if n.Kind != KindLibvirtNetwork {
 			continue
 		}

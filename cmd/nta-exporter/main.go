@@ -26,6 +26,7 @@ import (
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/hostnet"
 	"github.com/tangfeixiong/nta/libvirtview"
+	"github.com/tangfeixiong/nta/natview"
 	"github.com/tangfeixiong/nta/ovsview"
 )
 
@@ -45,6 +46,7 @@ type options struct {
 	dockerTO     time.Duration
 	libvirt      libvirtview.Options
 	ovs          ovsview.Options
+	nat          natview.Options
 	log          promslog.Config
 }
 
@@ -79,6 +81,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("collector.ovs.db", "OVSDB endpoint of ovsdb-server: unix:PATH (or a plain path) or tcp:HOST:PORT.").Default(ovsview.DefaultDB).StringVar(&o.ovs.DB)
 	app.Flag("collector.ovs.timeout", "Deadline of each OVSDB call (connect, monitor, echo).").Default("5s").DurationVar(&o.ovs.Timeout)
 	app.Flag("collector.ovs.resync", "How often to check that ovsdb-server answers and rebuild the OVS topology from the monitor's cache.").Default("30s").DurationVar(&o.ovs.Resync)
+	app.Flag("collector.nat.accounting", "Set net.netfilter.nf_conntrack_acct=1 at start so NAT metrics count bytes and packets (off: connection counts only).").
+		Default("false").BoolVar(&o.nat.Accounting)
+	app.Flag("collector.nat.peer-budget", "Peer series kept per container; the smallest are folded into peer=\"overflow\".").
+		Default("64").IntVar(&o.nat.PeerBudget)
+	app.Flag("collector.nat.resync", "Re-dump of the conntrack table (counters of live connections, repair of lost events) besides the event stream.").
+		Default("10s").DurationVar(&o.nat.Resync)
+	app.Flag("collector.nat.read-buffer", "Receive buffer of the conntrack event socket in bytes (capped by net.core.rmem_max).").
+		Default("8388608").IntVar(&o.nat.ReadBuffer)
 	o.log = promslog.Config{Writer: stderr}
 	promslogflag.AddFlags(app, &o.log)
 
@@ -194,7 +204,7 @@ func warnPrivileges(procPath string, logger *slog.Logger) {
 		return
 	}
 	if len(missing) > 0 {
-		logger.Error("missing privileges: namespaces other than the exporter's own, and packet capture, will not be visible — run as root or grant these capabilities",
+		logger.Error("missing privileges: namespaces other than the exporter's own, packet capture and NAT (conntrack) will not be visible — run as root or grant these capabilities",
 			"missing", missing)
 	}
 }

@@ -22,6 +22,7 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"topology", "--format=png"}, exitUsage, "enum value must be one of text,json,dot,svg"},
 		{[]string{"--log.level=loud"}, exitUsage, "loud"},
 		{[]string{"--scrape.timeout=soon"}, exitUsage, "soon"},
+		{[]string{"--collector.nat.peer-budget=0", "--no-collector.libvirt", "--web.listen-address=127.0.0.1:0"}, exitUsage, ""},
 		{[]string{"--version"}, 0, "nta-exporter, version"},
 		{[]string{"--help"}, 0, "--web.listen-address"},
 		// Values that do not parse name their flag.

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tangfeixiong/nta/collector"
+	"github.com/tangfeixiong/nta/natview"
 	"github.com/tangfeixiong/nta/topoweb"
 )
 
@@ -135,7 +136,8 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 	if needs.Has(collector.NeedHost) {
 		src.Host = host
 	}
-	if needs.Has(collector.NeedDocker) {
+	// The NAT view attributes connections through the Docker view.
+	if needs.Has(collector.NeedDocker) || needs.Has(collector.NeedNAT) {
 		w, err := newDocker(o, logger)
 		if err != nil {
 			return fmt.Errorf("%w: docker client: %w", errUsage, err)
@@ -161,6 +163,26 @@ func serve(o options, s serveFlags, logger *slog.Logger) error {
 		closers = append(closers, w.Close)
 		running.Go(func() { w.Run(runCtx) })
 		src.OVS = w
+	}
+	if needs.Has(collector.NeedNAT) {
+		if o.nat.PeerBudget < 1 {
+			return fmt.Errorf("%w: --collector.nat.peer-budget=%d: keep at least 1 peer per container (the rest fold into peer=\"overflow\")", errUsage, o.nat.PeerBudget)
+		}
+		opts := o.nat
+		opts.ProcPath = o.procPath
+		// VMs' leased addresses too, when the libvirt collector runs.
+		var vms natview.LibvirtViewer
+		if src.Libvirt != nil {
+			vms = src.Libvirt
+		}
+		opts.Resolver = natview.ViewsResolver(src.Docker, vms)
+		opts.Logger = logger.With("component", "nat")
+		w, err := natview.New(opts)
+		if err != nil {
+			return fmt.Errorf("nat: %w", err)
+		}
+		running.Go(func() { w.Run(runCtx) })
+		src.NAT = w
 	}
 	if needs.Has(collector.NeedFlows) {
 		f, err := startFlows(ctx, s.flows, src, logger)

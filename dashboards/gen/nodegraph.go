@@ -47,14 +47,15 @@ var (
 
 // rateOf is the per-second rate of a counter family under the instance
 // selector, summed over direction dir ("" both) and kept by the labels by.
-func rateOf(family, dir, unit, by string) string {
+func rateOf(family, dir, unit, by string, extra ...string) string {
 	dirs := []string{"receive", "transmit"}
 	if dir != "" {
 		dirs = []string{dir}
 	}
+	sel := strings.Join(append([]string{instanceSel}, extra...), ", ")
 	var parts []string
 	for _, d := range dirs {
-		parts = append(parts, fmt.Sprintf("rate(%s_%s_%s_total{%s}[$__rate_interval])", family, d, unit, instanceSel))
+		parts = append(parts, fmt.Sprintf("rate(%s_%s_%s_total{%s}[$__rate_interval])", family, d, unit, sel))
 	}
 	return fmt.Sprintf("sum by (instance, %s) (%s)", by, strings.Join(parts, " + "))
 }
@@ -78,6 +79,10 @@ func nodeTraffic(dir, unit string) string {
 			rateOf("nta_ovs_interface", dir, unit, "bridge, port")),
 		fmt.Sprintf(`label_replace(%s, "id", "ovsif:$1", "interface", "(.*)")`,
 			rateOf("nta_ovs_interface", dir, unit, "interface")),
+		// port:HOST_IP:PORT/PROTO from the NAT'd ingress through it (IPv4
+		// and "*" bindings; an IPv6 one's id has brackets PromQL cannot add).
+		fmt.Sprintf(`label_replace(label_join(label_join(%s, "id", ":", "host_ip", "host_port"), "id", "/", "id", "protocol"), "id", "port:$1", "id", "(.*)")`,
+			rateOf("nta_nat", dir, unit, "host_ip, host_port, protocol", `direction="ingress"`)),
 	}
 	var b strings.Builder
 	for i, p := range parts {
@@ -101,8 +106,8 @@ func nodeStatExpr(s nodeStat) string {
 
 // Edge kinds by the end whose counters carry the edge's traffic.
 const (
-	edgeKindsBySource = "veth|member|parent|ovs_patch|ovs_tunnel"
-	edgeKindsByTarget = "vm_nic|ovs_interface|ovs_port"
+	edgeKindsBySource = "veth|member|parent|ovs_patch|ovs_tunnel|dnat"
+	edgeKindsByTarget = "vm_nic|ovs_interface|ovs_port|publish"
 )
 
 // edgeStatExpr is an edge statistic: the traffic of the end node that
@@ -126,7 +131,6 @@ var nodeIcons = []struct{ kind, icon string }{
 	{"libvirt_network", "globe"},
 	{"tunnel_endpoint", "cloud"},
 	{"vm_nic", "plug"},
-	{"published_port", "signin"},
 }
 
 // nodeIconExpr gives each node of an icon kind its icon as a label.

@@ -31,6 +31,12 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 		host    = `netns="host"`
 		ctrSel  = `container=~"$container"`
 		vmSel   = `domain=~"$domain"`
+
+		natOpened = "nta_nat_connections_opened_total"
+		natRx     = "nta_nat_receive_bytes_total"
+		natTx     = "nta_nat_transmit_bytes_total"
+		natIn     = `direction="ingress"`
+		natOut    = `direction="egress"`
 	)
 	return dashboard.NewDashboardBuilder("nta / Traffic").
 		Uid("nta-traffic").
@@ -59,6 +65,26 @@ func trafficDashboard() *dashboard.DashboardBuilder {
 			WithTarget(rangeQuery("B", rate("container", "nta_container_network_transmit_drops_total", ctrSel), "{{container}} tx drops")).
 			WithTarget(rangeQuery("C", rate("container", "nta_container_network_receive_errors_total", ctrSel), "{{container}} rx errors")).
 			WithTarget(rangeQuery("D", rate("container", "nta_container_network_transmit_errors_total", ctrSel), "{{container}} tx errors"))).
+		WithRow(dashboard.NewRowBuilder("North-south: Docker NAT (conntrack)")).
+		WithPanel(series("Ingress connections per published port", "New connections per second through each published port (DNAT), from the kernel's connection tracking (nta_nat_published_port_connections_opened_total). Connections from the host to 127.0.0.1 go through docker-proxy and are not counted.", "cps").
+			WithTarget(rangeQuery("A", rate("container, host_ip, host_port, protocol", "nta_nat_published_port_connections_opened_total", ""), "{{host_ip}}:{{host_port}}/{{protocol}} → {{container}}"))).
+		WithPanel(series("Ingress bytes per published port", "Bytes/s through each published port: received by the container (from clients) and transmitted (its answers). Needs net.netfilter.nf_conntrack_acct=1 (--collector.nat.accounting).", "Bps").
+			WithTarget(rangeQuery("A", rate("container, host_ip, host_port, protocol", natRx, natIn), "{{host_ip}}:{{host_port}}/{{protocol}} → {{container}} in")).
+			WithTarget(rangeQuery("B", rate("container, host_ip, host_port, protocol", natTx, natIn), "{{host_ip}}:{{host_port}}/{{protocol}} → {{container}} out"))).
+		WithPanel(series("Egress per container (SNAT/MASQUERADE)", "Bytes/s each container sends to (tx) and receives from (rx) the outside through source NAT (accounting on).", "Bps").
+			WithTarget(rangeQuery("A", rate("container", natTx, natOut), "{{container}} tx")).
+			WithTarget(rangeQuery("B", rate("container", natRx, natOut), "{{container}} rx"))).
+		WithPanel(series("Egress connections per container", "New outgoing connections per second through source NAT, per container and protocol.", "cps").
+			WithTarget(rangeQuery("A", rate("container, protocol", natOpened, natOut), "{{container}} {{protocol}}"))).
+		WithPanel(series("Top ingress clients (connections)", "The ten client addresses opening the most connections per second to a published port; peer=\"overflow\" holds the clients folded away by the per-container budget (--collector.nat.peer-budget).", "cps").
+			WithTarget(rangeQuery("A", topk10(rate("container, host_port, peer", natOpened, natIn)), "{{peer}} → {{container}}:{{host_port}}"))).
+		WithPanel(series("Top egress destinations (bytes)", "The ten outside destinations (address:port) containers send the most bytes to through source NAT.", "Bps").
+			WithTarget(rangeQuery("A", topk10(rate("container, peer", natTx, natOut)), "{{container}} → {{peer}}"))).
+		WithPanel(series("Conntrack table and NAT view health", "Entries in the kernel's conntrack table against its limit (new connections are dropped at the limit), and conntrack events the exporter lost (socket overruns, each repaired by a re-dump).", "short").
+			WithTarget(rangeQuery("A", "max by (instance) (nta_nat_conntrack_entries{"+instanceSel+"})", "{{instance}} entries")).
+			WithTarget(rangeQuery("B", "max by (instance) (nta_nat_conntrack_limit{"+instanceSel+"})", "{{instance}} limit")).
+			WithTarget(rangeQuery("C", rate("instance", "nta_nat_receive_errors_total", ""), "{{instance}} receive errors/s")).
+			WithTarget(rangeQuery("D", rate("instance", "nta_nat_events_lost_total", ""), "{{instance}} lost events/s"))).
 		WithRow(dashboard.NewRowBuilder("Host interfaces (host namespace)")).
 		WithPanel(series("Received by interface (top 10)", "Bytes/s received by interfaces of the host namespace, from each interface's own point of view: a host-side veth receives what its container sends.", "Bps").
 			WithTarget(rangeQuery("A", topk10(rate("interface", "nta_interface_receive_bytes_total", host)), "{{interface}}"))).

@@ -332,7 +332,7 @@ func TestDashboardAndRuleQueries(t *testing.T) {
 
 	t.Run("rules", func(t *testing.T) {
 		exprs := ruleExprs(t, rulesFile)
-		for _, name := range []string{"ContainerTrafficSpike", "ContainerNetworkDrops", "NtaCollectorFailing", "NtaSourceGone", "NtaExporterDown", "ArpSpoofingSuspected", "VMNICTrafficSpike", "OVSInterfaceDropsOrErrors"} {
+		for _, name := range []string{"ContainerTrafficSpike", "ContainerNetworkDrops", "NtaCollectorFailing", "NtaSourceGone", "NtaExporterDown", "ArpSpoofingSuspected", "VMNICTrafficSpike", "OVSInterfaceDropsOrErrors", "NatIngressConnectionSpike", "ConntrackEventsLost"} {
 			if _, ok := exprs[name]; !ok {
 				t.Errorf("rule %s missing from %s", name, rulesFile)
 			}
