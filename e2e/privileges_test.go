@@ -14,7 +14,7 @@ import (
 )
 
 // documentedCaps is the README's capability list (setpriv names).
-const documentedCaps = "sys_admin,sys_ptrace,net_raw,dac_read_search"
+const documentedCaps = "sys_admin,sys_ptrace,net_raw,dac_read_search,net_admin"
 
 // startAsUser runs the exporter binary as a throwaway uid (no passwd entry
 // needed) in the docker group, with exactly caps as its inheritable,
@@ -85,7 +85,7 @@ func TestDocumentedCapabilitiesAreEnough(t *testing.T) {
 	}
 
 	t.Run("without DAC_READ_SEARCH", func(t *testing.T) {
-		e := startAsUser(t, "sys_admin,sys_ptrace,net_raw")
+		e := startAsUser(t, "sys_admin,sys_ptrace,net_raw,net_admin")
 		testenv.Eventually(t, "the scan error counted", 20*time.Second, func() error {
 			m, err := testenv.FetchMetrics(e.URL + "/metrics")
 			if err != nil {
