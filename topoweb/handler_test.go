@@ -242,3 +242,31 @@ func TestFormatOfRatesIsFinite(t *testing.T) {
 		t.Errorf("rate %+v", r)
 	}
 }
+
+// A published port's edges carry NAT'd traffic the host scan does not
+// count: they get no rate, not the host namespace's or container's total.
+func TestPublishedPortEdgesHaveNoVia(t *testing.T) {
+	g := &topology.Graph{
+		Nodes: []topology.Node{
+			{ID: "netns:host", Kind: topology.KindNetns},
+			{ID: "port:0.0.0.0:80/tcp", Kind: topology.KindPublishedPort},
+			{ID: "container:c1c1c1c1c1c1", Kind: topology.KindContainer},
+			{ID: "if:host/veth1", Kind: "veth"},
+		},
+		Edges: []topology.Edge{
+			{ID: "publish:netns:host--port:0.0.0.0:80/tcp", Source: "netns:host", Target: "port:0.0.0.0:80/tcp", Kind: topology.EdgePublish},
+			{ID: "dnat:port:0.0.0.0:80/tcp--container:c1c1c1c1c1c1", Source: "port:0.0.0.0:80/tcp", Target: "container:c1c1c1c1c1c1", Kind: topology.EdgeDNAT},
+			{ID: "vm_nic:x--if:host/veth1", Source: "container:c1c1c1c1c1c1", Target: "if:host/veth1", Kind: topology.EdgeVMNIC},
+		},
+	}
+	have := map[string]counters{"netns:host": {RxBytes: 1}, "container:c1c1c1c1c1c1": {RxBytes: 1}, "if:host/veth1": {RxBytes: 1}}
+	via := edgeVia(g, have)
+	for _, e := range g.Edges[:2] {
+		if v, ok := via[e.ID]; ok {
+			t.Errorf("edge %s measured on %s", e.ID, v)
+		}
+	}
+	if via["vm_nic:x--if:host/veth1"] != "if:host/veth1" {
+		t.Errorf("a wire next to them lost its measure: %v", via)
+	}
+}

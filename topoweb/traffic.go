@@ -112,9 +112,13 @@ func nodeCounters(g *topology.Graph, snap *hostnet.Snapshot, views topology.View
 // wireEdge reports whether an edge is a wire that carries frames, whose
 // traffic is measured by one of its ends; the other kinds are relations
 // (a namespace, a Docker or libvirt network) with no counters of their own.
+// A published port's edges (publish, dnat) carry NAT'd traffic that only
+// conntrack counts (the nat collector, not the host scan): no rate here
+// rather than the host namespace's or the container's whole traffic.
 func wireEdge(kind string) bool {
 	switch kind {
-	case topology.EdgeNetns, topology.EdgeSandbox, topology.EdgeEndpoint, topology.EdgeVMNetwork, topology.EdgeBacks:
+	case topology.EdgeNetns, topology.EdgeSandbox, topology.EdgeEndpoint, topology.EdgeVMNetwork, topology.EdgeBacks,
+		topology.EdgePublish, topology.EdgeDNAT:
 		return false
 	}
 	return true
