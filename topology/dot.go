@@ -30,6 +30,10 @@ import (
 func (g *Graph) WriteDOT(w io.Writer) error {
 	ix := g.index()
 	l := layoutOf(g, ix)
+	// Rich labels (bold title, subtitle) for hosts of a readable size; a
+	// host of hundreds of nodes gets plain titles, which Graphviz lays out
+	// in about two thirds of the time (BENCHMARKS.md).
+	rich := len(g.Nodes) <= RichLabelNodes
 	var b strings.Builder
 	b.WriteString("digraph nta {\n")
 	b.WriteString("  graph [rankdir=LR, nodesep=0.12, ranksep=0.45, fontname=\"Helvetica\", fontsize=11, bgcolor=\"white\", pad=0.2];\n")
@@ -38,13 +42,13 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	for i, c := range l.clusters {
 		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    id=%s; class=%s; label=%s; labeljust=l; %s\n", i, q("cluster:"+c.key), q(c.class), q(c.label), c.style)
 		for _, id := range c.members {
-			b.WriteString("    " + dotNode(ix.byID[id]) + "\n")
+			b.WriteString("    " + dotNodeLabelled(ix.byID[id], rich) + "\n")
 		}
 		b.WriteString("  }\n")
 	}
 	for _, n := range g.Nodes {
 		if _, in := l.clusterOf[n.ID]; !in {
-			b.WriteString("  " + dotNode(n) + "\n")
+			b.WriteString("  " + dotNodeLabelled(n, rich) + "\n")
 		}
 	}
 	for _, same := range l.sameRank {
@@ -68,6 +72,9 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// RichLabelNodes is the largest graph drawn with rich labels.
+const RichLabelNodes = 300
 
 // KindsAtEdge are the node kinds drawn on the right edge of the picture:
 // where traffic enters and leaves the host. published_port is the NAT
@@ -222,8 +229,16 @@ var nodeStyle = map[string]string{
 	"tap":              `fillcolor="#ffffff"`,
 }
 
-func dotNode(n Node) string {
-	attrs := []string{"id=" + q(n.ID), "class=" + q(n.Kind), "label=" + htmlLabel(n)}
+func dotNode(n Node) string { return dotNodeLabelled(n, true) }
+
+// dotNodeLabelled writes one node; rich is the bold title over the
+// subtitle, else a plain title with the subtitle as tooltip.
+func dotNodeLabelled(n Node, rich bool) string {
+	label := htmlLabel(n)
+	if !rich {
+		label = q(n.Title) + ", tooltip=" + q(n.Subtitle)
+	}
+	attrs := []string{"id=" + q(n.ID), "class=" + q(n.Kind), "label=" + label}
 	if s, ok := nodeStyle[n.Kind]; ok {
 		attrs = append(attrs, s)
 	}

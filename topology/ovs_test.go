@@ -3,6 +3,7 @@ package topology
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,4 +104,34 @@ func TestOVSRolesAndKinds(t *testing.T) {
 	if err := g.WriteDOT(&dot); err != nil || !strings.Contains(dot.String(), `"ovsif:p-a" -> "ovsif:p-b" [id="ovs_patch:ovsif:p-a--ovsif:p-b", class="ovs_patch"`) {
 		t.Errorf("dot (%v):\n%s", err, dot.String())
 	}
+}
+
+// Above RichLabelNodes the DOT has plain titles (the subtitle as tooltip):
+// Graphviz lays a large host out in about two thirds of the time.
+func TestLargeGraphPlainLabels(t *testing.T) {
+	small := &Graph{Nodes: []Node{{ID: "if:host/a", Kind: "veth", Title: "a", Subtitle: "veth"}}}
+	large := &Graph{}
+	for i := range RichLabelNodes + 1 {
+		large.Nodes = append(large.Nodes, Node{ID: "if:host/n" + strconv.Itoa(i), Kind: "veth", Title: "n" + strconv.Itoa(i), Subtitle: "veth"})
+	}
+	var s, l bytes.Buffer
+	if err := small.WriteDOT(&s); err != nil {
+		t.Fatal(err)
+	}
+	if err := large.WriteDOT(&l); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.String(), "<b>a</b>") {
+		t.Errorf("small graph without a rich label:\n%s", s.String())
+	}
+	if strings.Contains(l.String(), "<b>") || !strings.Contains(l.String(), `label="n7", tooltip="veth"`) {
+		t.Errorf("large graph without plain labels:\n%s", testTail(l.String()))
+	}
+}
+
+func testTail(s string) string {
+	if len(s) > 600 {
+		return s[:600]
+	}
+	return s
 }
