@@ -36,28 +36,15 @@ for i in $(seq "$PORTS"); do
 done
 ovs-vsctl --timeout=120 "${args[@]}"
 
-start() { # start PORT ARGS...
-  local port=$1; shift
-  /tmp/nta-bench-ovs --web.listen-address=127.0.0.1:$port --log.level=warn "$@" &
-  pids+=($!)
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && return; sleep 0.2; done
-  echo "exporter on $port did not start" >&2; exit 1
-}
-start 19841 --collector.ovs
-start 19842 --no-collector.ovs
+. bench/onoff.sh
+start_exporter /tmp/nta-bench-ovs 19841 --collector.ovs
+start_exporter /tmp/nta-bench-ovs 19842 --no-collector.ovs
 inview() { curl -sf http://127.0.0.1:19841/metrics >"$work/check" && grep -q "^nta_ovs_interface_info.*interface=\"ntbo$PORTS\"" "$work/check"; }
 for _ in $(seq 100); do inview && break; sleep 0.2; done
 inview || { echo "ports not in the view" >&2; exit 1; }
 
-for _ in $(seq "$SCRAPES"); do
-  for port in 19841 19842; do
-    curl -s -o "$work/m$port" -w '%{time_total}\n' "http://127.0.0.1:$port/metrics" >>"$work/t$port"
-  done
-  sed -n 's/^nta_collector_duration_seconds{collector="ovs"} //p' "$work/m19841" >>"$work/ovs"
-  sleep 1.1
-done
-stats() { sort -n | awk '{a[NR]=$1} END {printf "%.1f | %.1f | %.1f", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[NR]*1000}'; }
+scrape_rounds 19841 19842 ovs "$SCRAPES"
 echo "| exporter | OVS ports | series | scrape p50 ms | p90 ms | max ms | ovs collector p50 ms | p90 ms |"
 echo "|---|---|---|---|---|---|---|---|"
-echo "| ovs on | $PORTS | $(grep -vc '^#' "$work/m19841") | $(stats <"$work/t19841") | $(sort -n "$work/ovs" | awk '{a[NR]=$1} END {printf "%.2f | %.2f", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000}') |"
+echo "| ovs on | $PORTS | $(grep -vc '^#' "$work/m19841") | $(stats <"$work/t19841") | $(collector_stats) |"
 echo "| ovs off | $PORTS | $(grep -vc '^#' "$work/m19842") | $(stats <"$work/t19842") | - | - |"

@@ -44,29 +44,16 @@ for i in $(seq "$N"); do
   docker run -d --label nta-bench=1 --name "nta-bench-$i" "$IMG" >/dev/null
 done
 
-start() { # start PORT ARGS...
-  local port=$1; shift
-  /tmp/nta-bench-vms --web.listen-address=127.0.0.1:$port --log.level=warn "$@" &
-  pids+=($!)
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && return; sleep 0.2; done
-  echo "exporter on $port did not start" >&2; exit 1
-}
-start 19831 --collector.libvirt
-start 19832 --no-collector.libvirt
+. bench/onoff.sh
+start_exporter /tmp/nta-bench-vms 19831 --collector.libvirt
+start_exporter /tmp/nta-bench-vms 19832 --no-collector.libvirt
 inview() { curl -sf http://127.0.0.1:19831/metrics >"$work/check" && grep -q "^nta_libvirt_domain_info.*ntbv-vm$VMS\"" "$work/check"; }
 for _ in $(seq 100); do inview && break; sleep 0.2; done
 inview || { echo "VMs not in the view" >&2; exit 1; }
 
-for _ in $(seq "$SCRAPES"); do
-  for port in 19831 19832; do
-    curl -s -o "$work/m$port" -w '%{time_total}\n' "http://127.0.0.1:$port/metrics" >>"$work/t$port"
-  done
-  sed -n 's/^nta_collector_duration_seconds{collector="libvirt"} //p' "$work/m19831" >>"$work/lv"
-  sleep 1.1
-done
-stats() { sort -n | awk '{a[NR]=$1} END {printf "%.1f | %.1f | %.1f", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[NR]*1000}'; }
+scrape_rounds 19831 19832 libvirt "$SCRAPES"
 series=$(grep -vc '^#' "$work/m19831")
 echo "| exporter | VMs | containers | series | scrape p50 ms | p90 ms | max ms | libvirt collector p50 ms | p90 ms |"
 echo "|---|---|---|---|---|---|---|---|---|"
-echo "| libvirt on | $VMS | $N | $series | $(stats <"$work/t19831") | $(sort -n "$work/lv" | awk '{a[NR]=$1} END {printf "%.2f | %.2f", a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000}') |"
+echo "| libvirt on | $VMS | $N | $series | $(stats <"$work/t19831") | $(collector_stats) |"
 echo "| libvirt off | $VMS | $N | $(grep -vc '^#' "$work/m19832") | $(stats <"$work/t19832") | - | - |"

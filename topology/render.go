@@ -136,26 +136,7 @@ func (g *Graph) WriteText(w io.Writer) error {
 			}
 		}
 	}
-	for _, n := range g.Nodes {
-		if n.Kind != KindDockerNetwork {
-			continue
-		}
-		line := fmt.Sprintf("docker network %s [%s]", n.Title, n.Subtitle)
-		if br := ix.first(n.ID, EdgeBacks, true); br != "" {
-			line += " → bridge " + ix.byID[br].Title
-		}
-		var members []string
-		for _, e := range ix.in[n.ID] {
-			if e.Kind == EdgeEndpoint {
-				members = append(members, ix.byID[e.Source].Title)
-			}
-		}
-		sort.Strings(members)
-		if len(members) > 0 {
-			line += "; containers: " + strings.Join(members, ", ")
-		}
-		b.WriteString(line + "\n")
-	}
+	g.writeNetworks(&b, ix, KindDockerNetwork, "docker network", EdgeEndpoint, "containers")
 	for _, n := range g.Nodes {
 		if n.Kind != KindContainer {
 			continue
@@ -176,26 +157,7 @@ func (g *Graph) WriteText(w io.Writer) error {
 		}
 		b.WriteString(line + " [" + n.Subtitle + "]\n")
 	}
-	for _, n := range g.Nodes {
-		if n.Kind != KindLibvirtNetwork {
-			continue
-		}
-		line := fmt.Sprintf("libvirt network %s [%s]", n.Title, n.Subtitle)
-		if br := ix.first(n.ID, EdgeBacks, true); br != "" {
-			line += " → bridge " + ix.byID[br].Title
-		}
-		var members []string
-		for _, e := range ix.in[n.ID] {
-			if e.Kind == EdgeVMNetwork {
-				members = append(members, ix.byID[e.Source].Title)
-			}
-		}
-		sort.Strings(members)
-		if len(members) > 0 {
-			line += "; VMs: " + strings.Join(members, ", ")
-		}
-		b.WriteString(line + "\n")
-	}
+	g.writeNetworks(&b, ix, KindLibvirtNetwork, "libvirt network", EdgeVMNetwork, "VMs")
 	for _, n := range g.Nodes {
 		if n.Kind != KindVM {
 			continue
@@ -223,6 +185,31 @@ func (g *Graph) WriteText(w io.Writer) error {
 	g.writeOVS(&b, ix)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeNetworks writes one line per network node of kind: the bridge it
+// is backed by and its members (the sources of member edges into it).
+func (g *Graph) writeNetworks(b *strings.Builder, ix *index, kind, what, member, members string) {
+	for _, n := range g.Nodes {
+		if n.Kind != kind {
+			continue
+		}
+		line := fmt.Sprintf("%s %s [%s]", what, n.Title, n.Subtitle)
+		if br := ix.first(n.ID, EdgeBacks, true); br != "" {
+			line += " → bridge " + ix.byID[br].Title
+		}
+		var names []string
+		for _, e := range ix.in[n.ID] {
+			if e.Kind == member {
+				names = append(names, ix.byID[e.Source].Title)
+			}
+		}
+		sort.Strings(names)
+		if len(names) > 0 {
+			line += "; " + members + ": " + strings.Join(names, ", ")
+		}
+		b.WriteString(line + "\n")
+	}
 }
 
 // writeOVS writes each OVS bridge with its ports and their interfaces,
