@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/internal/testimage"
 )

@@ -113,30 +113,36 @@ func browse(t *testing.T, bin, url string, budget time.Duration, extra ...string
 
 var (
 	gTag    = regexp.MustCompile(`<g\b[^>]*>`)
-	attr    = regexp.MustCompile(`\b(data-id|class)="([^"]*)"`)
+	attr    = regexp.MustCompile(`\b(data-ids?|class)="([^"]*)"`)
 	bodyTag = regexp.MustCompile(`<body\b[^>]*>`)
 )
 
-// drawnIDs returns the data-id of every node and edge group in a dumped DOM.
+// drawnIDs returns the data-id of every node and edge group in a dumped DOM
+// (of a node, every id of its data-ids: the nodes drawn in its box).
 func drawnIDs(dom string) (nodes, edges map[string]string) {
 	nodes, edges = map[string]string{}, map[string]string{}
 	for _, tag := range gTag.FindAllString(dom, -1) {
-		var id, class string
+		var ids []string
+		var class string
 		for _, a := range attr.FindAllStringSubmatch(tag, -1) {
-			if a[1] == "data-id" {
-				id = html.UnescapeString(a[2])
-			} else {
+			switch a[1] {
+			case "data-id":
+				if ids == nil {
+					ids = []string{html.UnescapeString(a[2])}
+				}
+			case "data-ids":
+				ids = strings.Fields(html.UnescapeString(a[2]))
+			default:
 				class = a[2]
 			}
 		}
-		if id == "" {
-			continue
-		}
-		switch f := strings.Fields(class); {
-		case len(f) > 0 && f[0] == "node":
-			nodes[id] = class
-		case len(f) > 0 && f[0] == "edge":
-			edges[id] = class
+		for _, id := range ids {
+			switch f := strings.Fields(class); {
+			case len(f) > 0 && f[0] == "node":
+				nodes[id] = class
+			case len(f) > 0 && f[0] == "edge":
+				edges[id] = class
+			}
 		}
 	}
 	return nodes, edges

@@ -86,7 +86,7 @@ func BenchmarkTopologySVG(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	svg, err := r.render(ctx, dot)
+	svg, err := r.render(ctx, dot, g.Merged())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func BenchmarkTopologySVG(b *testing.B) {
 		b.ReportAllocs()
 		cpu0 := cpuTime()
 		for b.Loop() {
-			if _, err := r.render(ctx, dot); err != nil {
+			if _, err := r.render(ctx, dot, g.Merged()); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -11,7 +11,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"regexp"
+	"slices"
 	"sync"
 
 	"github.com/goccy/go-graphviz"
@@ -73,7 +75,9 @@ func DOT(g *topology.Graph) ([]byte, string, error) {
 
 // SVG lays g out and returns the SVG and its layout key (see [DOT]). Every
 // node and edge group carries its graph id as data-id (and its kind in
-// class), so a page or a test can find it.
+// class), so a page or a test can find it; a node drawn with others merged
+// into it ([topology.Graph.Merged]: an OVS port and its interface) lists
+// all of their ids, its own first, in data-ids.
 func (r *Renderer) SVG(ctx context.Context, g *topology.Graph) ([]byte, string, error) {
 	dot, key, err := DOT(g)
 	if err != nil {
@@ -84,7 +88,7 @@ func (r *Renderer) SVG(ctx context.Context, g *topology.Graph) ([]byte, string, 
 	if key == r.lastKey {
 		return r.lastSVG, key, nil
 	}
-	svg, err := r.render(ctx, dot)
+	svg, err := r.render(ctx, dot, g.Merged())
 	if err != nil {
 		return nil, "", err
 	}
@@ -92,7 +96,7 @@ func (r *Renderer) SVG(ctx context.Context, g *topology.Graph) ([]byte, string, 
 	return svg, key, nil
 }
 
-func (r *Renderer) render(ctx context.Context, dot []byte) ([]byte, error) {
+func (r *Renderer) render(ctx context.Context, dot []byte, merged topology.Merged) ([]byte, error) {
 	gvMu.Lock()
 	defer gvMu.Unlock()
 	graph, err := graphviz.ParseBytes(dot)
@@ -104,14 +108,39 @@ func (r *Renderer) render(ctx context.Context, dot []byte) ([]byte, error) {
 	if err := r.gv.Render(ctx, graph, graphviz.SVG, &out); err != nil {
 		return nil, fmt.Errorf("graphviz layout: %w", err)
 	}
-	return tagIDs(out.Bytes()), nil
+	return tagIDs(out.Bytes(), merged), nil
 }
 
 // groupID matches the opening tag graphviz writes for a node or an edge
 // with an id attribute.
 var groupID = regexp.MustCompile(`<g id="([^"]*)" class="(node|edge)`)
 
-// tagIDs copies each node's and edge's id into data-id.
-func tagIDs(svg []byte) []byte {
-	return groupID.ReplaceAll(svg, []byte(`<g id="$1" data-id="$1" class="$2`))
+// tagIDs copies each node's and edge's id into data-id, and writes data-ids
+// on the nodes others are merged into.
+func tagIDs(svg []byte, merged topology.Merged) []byte {
+	with := map[string][]string{} // drawn node's id → the others' ids
+	for id, into := range merged.Nodes {
+		with[into] = append(with[into], html.EscapeString(id))
+	}
+	return groupID.ReplaceAllFunc(svg, func(m []byte) []byte {
+		sub := groupID.FindSubmatch(m)
+		id, class := sub[1], sub[2]
+		out := make([]byte, 0, len(m)*2+16)
+		out = append(out, `<g id="`...)
+		out = append(out, id...)
+		out = append(out, `" data-id="`...)
+		out = append(out, id...)
+		// Graphviz escapes more than XML needs (- as &#45;): compare unescaped.
+		if others := with[html.UnescapeString(string(id))]; len(others) > 0 && string(class) == "node" {
+			slices.Sort(others)
+			out = append(out, `" data-ids="`...)
+			out = append(out, id...)
+			for _, o := range others {
+				out = append(out, ' ')
+				out = append(out, o...)
+			}
+		}
+		out = append(out, `" class="`...)
+		return append(out, class...)
+	})
 }

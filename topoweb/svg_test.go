@@ -27,7 +27,7 @@ type drawing struct {
 }
 
 var (
-	group   = regexp.MustCompile(`(?s)<g id="([^"]*)"(?: data-id="([^"]*)")? class="([^"]*)">(.*?)</g>`)
+	group   = regexp.MustCompile(`(?s)<g id="([^"]*)"(?: data-id="([^"]*)")?(?: data-ids="([^"]*)")? class="([^"]*)">(.*?)</g>`)
 	textPos = regexp.MustCompile(`<text[^>]* x="(-?[\d.]+)" y="(-?[\d.]+)"`)
 	number  = regexp.MustCompile(`-?\d+(?:\.\d+)?`)
 )
@@ -36,9 +36,18 @@ func parseDrawing(t *testing.T, svg string) drawing {
 	t.Helper()
 	d := drawing{nodes: map[string][2]float64{}, clusters: map[string]box{}, dataIDs: map[string]bool{}}
 	for _, m := range group.FindAllStringSubmatch(svg, -1) {
-		id, dataID, class, body := html.UnescapeString(m[1]), html.UnescapeString(m[2]), m[3], m[4]
+		id, dataID, class, body := html.UnescapeString(m[1]), html.UnescapeString(m[2]), m[4], m[5]
+		ids := []string{dataID}
+		if m[3] != "" {
+			ids = strings.Fields(html.UnescapeString(m[3]))
+			if ids[0] != dataID {
+				t.Errorf("node %s: data-ids %q does not start with its data-id", id, m[3])
+			}
+		}
 		if dataID != "" {
-			d.dataIDs[dataID] = true
+			for _, id := range ids {
+				d.dataIDs[id] = true
+			}
 		}
 		switch strings.Fields(class)[0] {
 		case "node":
@@ -48,7 +57,9 @@ func parseDrawing(t *testing.T, svg string) drawing {
 			}
 			x, _ := strconv.ParseFloat(p[1], 64)
 			y, _ := strconv.ParseFloat(p[2], 64)
-			d.nodes[dataID] = [2]float64{x, y}
+			for _, id := range ids {
+				d.nodes[id] = [2]float64{x, y}
+			}
 		case "cluster":
 			path := regexp.MustCompile(`(?: d| points)="([^"]*)"`).FindStringSubmatch(body)
 			if path == nil {
@@ -86,10 +97,27 @@ func TestSVGReadsLikeTheLabNotes(t *testing.T) {
 			t.Errorf("node %s (%s) not drawn with data-id", n.ID, n.Kind)
 		}
 	}
+	merged := g.Merged()
 	for _, e := range g.Edges {
-		if !d.dataIDs[e.ID] && !topology.HiddenEdgeKinds[e.Kind] {
+		if !d.dataIDs[e.ID] && !topology.HiddenEdgeKinds[e.Kind] && !merged.Edges[e.ID] {
 			t.Errorf("edge %s not drawn with data-id", e.ID)
 		}
+	}
+	// An OVS port and its same-named interface are one box; a bond is not.
+	for _, br := range views.OVS.Bridges {
+		for _, p := range br.Ports {
+			port := topology.OVSPortID(br.Name, p.Name)
+			into := merged.Nodes[port]
+			if single := len(p.Interfaces) == 1 && p.Interfaces[0].Name == p.Name; single != (into != "") {
+				t.Errorf("port %s (%d interfaces) merged into %q", port, len(p.Interfaces), into)
+			}
+			if into != "" && d.nodes[port] != d.nodes[into] {
+				t.Errorf("port %s drawn at %v, apart from its interface %s at %v", port, d.nodes[port], into, d.nodes[into])
+			}
+		}
+	}
+	if len(merged.Nodes) == 0 {
+		t.Error("no OVS port merged with its interface")
 	}
 	x := func(id string) float64 { return d.nodes[id][0] }
 	bridges := []string{"if:host/docker0", "if:host/br-lnmp0001", "if:host/virbr0", "ovsbr:br-int"}

@@ -72,6 +72,7 @@ func synthHost(containers, vms, ovsPorts int, scale uint64) (*hostnet.Snapshot, 
 	}
 	br.Ports = append(br.Ports,
 		ovsview.Port{Name: "patch-int", Tag: -1, Interfaces: []ovsview.Interface{{Name: "patch-int", Type: "patch", Peer: "patch-ex"}}},
+		ovsview.Port{Name: "bond0", Tag: -1, BondMode: "active-backup", Interfaces: []ovsview.Interface{{Name: "bond0a", Type: "dpdk"}, {Name: "bond0b", Type: "dpdk"}}},
 		ovsview.Port{Name: "vx0", Tag: -1, Interfaces: []ovsview.Interface{{Name: "vx0", Type: "vxlan", RemoteIP: "192.0.2.99", HasStats: true,
 			Stats: ovsview.Stats{RxBytes: scale * 7000, TxBytes: scale * 8000}}}})
 	ex := ovsview.Bridge{Name: "br-ex", DatapathType: "netdev", Ports: []ovsview.Port{

@@ -50,8 +50,10 @@
         graph.replaceChildren(document.importNode(svg, true));
         byID = {};
         graph.querySelectorAll("g.node[data-id], g.edge[data-id]").forEach(function (g) {
-          var title = g.querySelector("title");
-          byID[g.dataset.id] = { g: g, title: title, base: "", label: null };
+          var item = { g: g, title: g.querySelector("title"), label: null, painted: -1 };
+          // A node others are drawn in (an OVS port in its interface's box)
+          // lists them all in data-ids.
+          (g.dataset.ids || g.dataset.id).split(" ").forEach(function (id) { byID[id] = item; });
         });
         layout = key;
       });
@@ -95,11 +97,14 @@
       var item = byID[n.id];
       if (!item) return;
       var tr = n.traffic;
-      item.g.classList.toggle("busy", !!(tr && tr.bytes_per_second > 0));
-      if (item.title) {
-        item.title.textContent = n.kind + " " + n.title + "\n" + n.subtitle + "\n" + n.id +
-          (tr ? "\nrx " + human(tr.rx_bytes_per_second) + ", tx " + human(tr.tx_bytes_per_second) : "");
-      }
+      var on = !!(tr && tr.bytes_per_second > 0);
+      var text = n.kind + " " + n.title + "\n" + n.subtitle + "\n" + n.id +
+        (tr ? "\nrx " + human(tr.rx_bytes_per_second) + ", tx " + human(tr.tx_bytes_per_second) : "");
+      // The second node of a merged box adds to what the first wrote.
+      var again = item.painted === polls;
+      item.painted = polls;
+      item.g.classList.toggle("busy", on || (again && item.g.classList.contains("busy")));
+      if (item.title) item.title.textContent = again ? item.title.textContent + "\n\n" + text : text;
     });
     polls++;
     document.body.dataset.polls = String(polls);
