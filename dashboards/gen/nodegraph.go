@@ -79,9 +79,14 @@ func nodeTraffic(dir, unit string) string {
 			rateOf("nta_ovs_interface", dir, unit, "bridge, port")),
 		fmt.Sprintf(`label_replace(%s, "id", "ovsif:$1", "interface", "(.*)")`,
 			rateOf("nta_ovs_interface", dir, unit, "interface")),
-		// port:HOST_IP:PORT/PROTO from the NAT'd ingress through it (IPv4
-		// and "*" bindings; an IPv6 one's id has brackets PromQL cannot add).
-		fmt.Sprintf(`label_replace(label_join(label_join(%s, "id", ":", "host_ip", "host_port"), "id", "/", "id", "protocol"), "id", "port:$1", "id", "(.*)")`,
+		// port:HOST_IP:PORT/PROTO from the NAT'd ingress through it, the
+		// id topology.PublishedPortName writes: an IPv6 address in
+		// brackets, no address as "*". HOST_IP|PORT|PROTO is rewritten by
+		// the one pattern that matches it; the others leave it alone.
+		fmt.Sprintf(`label_replace(label_replace(label_replace(label_join(%s, "id", "|", "host_ip", "host_port", "protocol"), `+
+			`"id", "port:[$1]:$2/$3", "id", "(.*:.*)\\|(.*)\\|(.*)"), `+
+			`"id", "port:$1:$2/$3", "id", "([^:|]+)\\|(.*)\\|(.*)"), `+
+			`"id", "port:*:$1/$2", "id", "\\|(.*)\\|(.*)")`,
 			rateOf("nta_nat", dir, unit, "host_ip, host_port, protocol", `direction="ingress"`)),
 	}
 	var b strings.Builder
