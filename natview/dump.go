@@ -41,6 +41,9 @@ var natFilters = [2]statusFilter{
 // about 150 MiB and a second for 100k entries).
 type dumper struct {
 	c *netlink.Conn
+	// read receives one datagram of the dump into buf; nil reads the
+	// socket of c (a test's fake connection has none).
+	read func(buf []byte) (int, error)
 }
 
 // dumpBuffer is the receive buffer of a dump. The kernel sizes a dump's
@@ -59,14 +62,20 @@ func dialDumper() (*dumper, error) {
 
 func (d *dumper) Close() error { return d.c.Close() }
 
-// dumpBatch is how many entries the receiving goroutine hands on at once.
-const dumpBatch = 256
+// dumpBuffers is how many datagrams can be in flight between the receiving
+// goroutine and the one applying them.
+const dumpBuffers = 8
 
-// dump applies every entry of the table, in the kernel's order, in batches
-// of decoded Flows that apply must not keep. Receiving (where the kernel
-// fills the next datagram, most of a dump's time) runs in its own goroutine
-// while the caller decodes and applies the previous batch. It never asks
-// the kernel to zero counters.
+// dump applies every entry of the table, in the kernel's order, datagram by
+// datagram, as decoded Flows that apply must not keep. Receiving (where the
+// kernel fills the next datagram, most of a dump's time) runs in its own
+// goroutine while the caller decodes and applies the previous datagram. It
+// never asks the kernel to zero counters.
+//
+// The datagrams are read straight into a few reused buffers through the
+// socket's raw connection rather than netlink.Conn.Receive, which copies
+// every datagram and builds a Message for every entry: 16 MiB of garbage
+// for a dump of 100k entries, paid again at every resync.
 func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.ByteOrder = binary.BigEndian
@@ -83,59 +92,127 @@ func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) error {
 	if err != nil {
 		return err
 	}
+	read := d.read
+	if read == nil {
+		rc, err := d.c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		read = func(buf []byte) (int, error) {
+			var n int
+			var rerr error
+			err := rc.Read(func(fd uintptr) bool {
+				n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+				return rerr != unix.EAGAIN && rerr != unix.EINTR // else wait until readable
+			})
+			if err == nil {
+				err = rerr
+			}
+			return n, err
+		}
+	}
 	if _, err := d.c.Send(req); err != nil {
 		return err
 	}
-	batches := make(chan [][]byte, 4)
-	stop := make(chan struct{})
+	free := make(chan []byte, dumpBuffers)
+	for range dumpBuffers {
+		free <- make([]byte, dumpBuffer)
+	}
+	full := make(chan []byte, dumpBuffers)
 	recvErr := make(chan error, 1)
 	go func() {
-		defer close(batches)
-		batch := make([][]byte, 0, dumpBatch)
-		// A message's Data stays valid: with a fixed receive buffer, netlink
-		// copies each datagram to memory of its own.
-		for m, err := range d.c.ReceiveIter() {
+		defer close(full)
+		for {
+			buf := <-free
+			n, err := read(buf)
 			if err != nil {
 				recvErr <- err
 				return
 			}
-			if batch = append(batch, m.Data); len(batch) == dumpBatch {
-				select {
-				case batches <- batch:
-				case <-stop:
-					return // the rest of the dump is read and discarded
-				}
-				batch = make([][]byte, 0, dumpBatch)
-			}
-		}
-		if len(batch) > 0 {
-			select {
-			case batches <- batch:
-			case <-stop:
+			full <- buf[:n]
+			if last, _ := endOfDump(buf[:n]); last {
+				return
 			}
 		}
 	}()
-	flows := make([]conntrack.Flow, dumpBatch)
-	var decodeErr error
-	for batch := range batches {
-		if decodeErr != nil {
-			continue
-		}
-		for i, data := range batch {
-			if err := decodeFlow(data, &flows[i]); err != nil {
-				decodeErr = fmt.Errorf("decode conntrack entry: %w", err)
-				close(stop)
-				break
+	flows := make([]conntrack.Flow, 0, dumpBuffer/128)
+	var dumpErr error
+	for dgram := range full {
+		if dumpErr == nil {
+			flows = flows[:0]
+			dumpErr = eachEntry(dgram, func(data []byte) error {
+				flows = append(flows, conntrack.Flow{})
+				if err := decodeFlow(data, &flows[len(flows)-1]); err != nil {
+					return fmt.Errorf("decode conntrack entry: %w", err)
+				}
+				return nil
+			})
+			if dumpErr == nil && len(flows) > 0 {
+				apply(flows)
 			}
 		}
-		if decodeErr == nil {
-			apply(flows[:len(batch)])
-		}
+		// After an error the rest of the dump is read and dropped, so that
+		// the socket is clean for the next one.
+		free <- dgram[:cap(dgram)]
 	}
 	select {
 	case err := <-recvErr:
 		return err
 	default:
-		return decodeErr
+		return dumpErr
 	}
+}
+
+// Netlink message header (struct nlmsghdr) layout.
+const (
+	nlmsgHeaderLen = 16
+	nlmsgDone      = 0x3
+	nlmsgError     = 0x2
+)
+
+// eachEntry calls fn with the payload of every conntrack message in one
+// datagram of a dump; the dump's end (NLMSG_DONE) and errors (NLMSG_ERROR,
+// or DONE carrying one) end the walk, the latter as an error.
+func eachEntry(dgram []byte, fn func(payload []byte) error) error {
+	for b := dgram; len(b) >= nlmsgHeaderLen; {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < nlmsgHeaderLen || l > len(b) {
+			return fmt.Errorf("conntrack dump: malformed netlink message (length %d of %d bytes left)", l, len(b))
+		}
+		switch typ := binary.NativeEndian.Uint16(b[4:]); typ {
+		case nlmsgDone, nlmsgError:
+			_, err := endOfDump(b[:l])
+			return err
+		default:
+			if err := fn(b[nlmsgHeaderLen:l]); err != nil {
+				return err
+			}
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return nil
+}
+
+// endOfDump reports whether a datagram ends the dump (its last message is
+// NLMSG_DONE or NLMSG_ERROR) and the error it carries, if any.
+func endOfDump(dgram []byte) (bool, error) {
+	for b := dgram; len(b) >= nlmsgHeaderLen; {
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < nlmsgHeaderLen || l > len(b) {
+			return true, fmt.Errorf("conntrack dump: malformed netlink message (length %d of %d bytes left)", l, len(b))
+		}
+		switch binary.NativeEndian.Uint16(b[4:]) {
+		case nlmsgDone, nlmsgError:
+			var code int32
+			if l >= nlmsgHeaderLen+4 {
+				code = int32(binary.NativeEndian.Uint32(b[nlmsgHeaderLen:]))
+			}
+			if code < 0 {
+				return true, fmt.Errorf("conntrack dump: %w", unix.Errno(-code))
+			}
+			return true, nil
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return false, nil
 }
