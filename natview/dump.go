@@ -102,11 +102,21 @@ func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) error {
 			var n int
 			var rerr error
 			err := rc.Read(func(fd uintptr) bool {
-				n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-				return rerr != unix.EAGAIN && rerr != unix.EINTR // else wait until readable
+				// MSG_TRUNC: n is the datagram's length even when it did
+				// not fit, so a truncated one is an error, not lost entries.
+				for {
+					n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
+					if rerr != unix.EINTR {
+						break
+					}
+				}
+				return rerr != unix.EAGAIN // else wait until readable
 			})
 			if err == nil {
 				err = rerr
+			}
+			if err == nil && n > len(buf) {
+				err = fmt.Errorf("conntrack dump datagram of %d bytes does not fit the %d-byte buffer", n, len(buf))
 			}
 			return n, err
 		}
