@@ -298,8 +298,14 @@ func rawConntrackDump(tb testing.TB, status, mask uint32) (entries, size int, to
 		size += n
 		for b := buf[:n]; len(b) >= 16; {
 			l := int(binary.NativeEndian.Uint32(b))
+			if l < 16 || l > len(b) {
+				tb.Fatalf("conntrack dump: malformed message of length %d (%d bytes left)", l, len(b))
+			}
 			switch typ := binary.NativeEndian.Uint16(b[4:]); typ {
 			case syscall.NLMSG_DONE:
+				if code := int32(binary.NativeEndian.Uint32(b[16:])); l >= 20 && code < 0 {
+					tb.Fatalf("conntrack dump: %v", syscall.Errno(-code))
+				}
 				took = time.Since(start)
 				_ = syscall.Getrusage(1, &ru1)
 				cpu = time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
@@ -309,10 +315,7 @@ func rawConntrackDump(tb testing.TB, status, mask uint32) (entries, size int, to
 			default:
 				entries++
 			}
-			if l < 16 || l > len(b) {
-				break
-			}
-			b = b[(l+3)&^3:]
+			b = b[min((l+3)&^3, len(b)):]
 		}
 	}
 }

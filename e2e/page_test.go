@@ -130,8 +130,11 @@ func drawnIDs(dom string) (nodes, edges map[string]string) {
 				if ids == nil {
 					ids = []string{html.UnescapeString(a[2])}
 				}
-			case "data-ids":
-				ids = strings.Fields(html.UnescapeString(a[2]))
+			case "data-ids": // a JSON array
+				ids = nil
+				if err := json.Unmarshal([]byte(html.UnescapeString(a[2])), &ids); err != nil {
+					ids = []string{"malformed data-ids: " + a[2]}
+				}
 			default:
 				class = a[2]
 			}

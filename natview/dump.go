@@ -44,6 +44,10 @@ type dumper struct {
 	// read receives one datagram of the dump into buf; nil reads the
 	// socket of c (a test's fake connection has none).
 	read func(buf []byte) (int, error)
+	// broken is set by a dump that failed: the kernel may still be
+	// sending it, so the socket cannot carry another (the watcher closes
+	// it and dials anew).
+	broken error
 }
 
 // dumpBuffer is the receive buffer of a dump. The kernel sizes a dump's
@@ -76,7 +80,15 @@ const dumpBuffers = 8
 // socket's raw connection rather than netlink.Conn.Receive, which copies
 // every datagram and builds a Message for every entry: 16 MiB of garbage
 // for a dump of 100k entries, paid again at every resync.
-func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) error {
+func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) (err error) {
+	if d.broken != nil {
+		return fmt.Errorf("conntrack dump socket unusable after an earlier failure (%w): dial a new one", d.broken)
+	}
+	defer func() {
+		if err != nil {
+			d.broken = err
+		}
+	}()
 	ae := netlink.NewAttributeEncoder()
 	ae.ByteOrder = binary.BigEndian
 	if filter.mask != 0 {
@@ -161,8 +173,8 @@ func (d *dumper) dump(filter statusFilter, apply func([]conntrack.Flow)) error {
 				apply(flows)
 			}
 		}
-		// After an error the rest of the dump is read and dropped, so that
-		// the socket is clean for the next one.
+		// After a decoding error the rest of the dump is still read (the
+		// receiver stops at its end) and dropped.
 		free <- dgram[:cap(dgram)]
 	}
 	select {

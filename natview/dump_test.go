@@ -5,6 +5,7 @@ package natview
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,3 +167,17 @@ func TestDumpRequestCarriesTheStatusFilter(t *testing.T) {
 
 // errnoOf is the kernel's negative errno of e, as netlink carries it.
 func errnoOf(e unix.Errno) int32 { return -int32(e) }
+
+// A dumper that failed refuses the next dump instead of reading the rest
+// of the failed one as its answer.
+func TestDumpAfterAFailureAsksForANewSocket(t *testing.T) {
+	entries := dumpEntries(t, 300)
+	entries[150].Data = []byte{2, 0, 0, 0, 8, 0, 1, 0, 1, 2}
+	d := fakeDump(t, entries, 100, 0)
+	if err := d.dump(statusFilter{}, func([]conntrack.Flow) {}); err == nil {
+		t.Fatal("malformed entry: no error")
+	}
+	if err := d.dump(statusFilter{}, func([]conntrack.Flow) { t.Error("applied entries on a broken socket") }); err == nil || !strings.Contains(err.Error(), "dial a new one") {
+		t.Errorf("second dump: err %v", err)
+	}
+}

@@ -48,7 +48,8 @@ func (g *Graph) WriteDOT(w io.Writer) error {
 			p := ix.byID[port]
 			n.Kind += " " + p.Kind
 			if p.Subtitle != "" {
-				n.Subtitle = strings.TrimPrefix(n.Subtitle+", "+p.Subtitle, ", ")
+				// The port's part first: a long interface subtitle is cut.
+				n.Subtitle = strings.TrimSuffix(p.Subtitle+", "+n.Subtitle, ", ")
 			}
 		}
 		return dotNodeLabelled(n, rich)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html"
 	"regexp"
@@ -77,7 +78,7 @@ func DOT(g *topology.Graph) ([]byte, string, error) {
 // node and edge group carries its graph id as data-id (and its kind in
 // class), so a page or a test can find it; a node drawn with others merged
 // into it ([topology.Graph.Merged]: an OVS port and its interface) lists
-// all of their ids, its own first, in data-ids.
+// all of their ids, its own first, in data-ids (a JSON array).
 func (r *Renderer) SVG(ctx context.Context, g *topology.Graph) ([]byte, string, error) {
 	dot, key, err := DOT(g)
 	if err != nil {
@@ -120,7 +121,7 @@ var groupID = regexp.MustCompile(`<g id="([^"]*)" class="(node|edge)`)
 func tagIDs(svg []byte, merged topology.Merged) []byte {
 	with := map[string][]string{} // drawn node's id → the others' ids
 	for id, into := range merged.Nodes {
-		with[into] = append(with[into], html.EscapeString(id))
+		with[into] = append(with[into], id)
 	}
 	return groupID.ReplaceAllFunc(svg, func(m []byte) []byte {
 		sub := groupID.FindSubmatch(m)
@@ -131,14 +132,12 @@ func tagIDs(svg []byte, merged topology.Merged) []byte {
 		out = append(out, `" data-id="`...)
 		out = append(out, id...)
 		// Graphviz escapes more than XML needs (- as &#45;): compare unescaped.
-		if others := with[html.UnescapeString(string(id))]; len(others) > 0 && string(class) == "node" {
-			slices.Sort(others)
+		if raw := html.UnescapeString(string(id)); len(with[raw]) > 0 && string(class) == "node" {
+			ids := append([]string{raw}, with[raw]...)
+			slices.Sort(ids[1:])
+			list, _ := json.Marshal(ids) // ids may hold spaces: a JSON array
 			out = append(out, `" data-ids="`...)
-			out = append(out, id...)
-			for _, o := range others {
-				out = append(out, ' ')
-				out = append(out, o...)
-			}
+			out = append(out, html.EscapeString(string(list))...)
 		}
 		out = append(out, `" class="`...)
 		return append(out, class...)

@@ -2,6 +2,7 @@ package topoweb
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"os"
 	"regexp"
@@ -39,7 +40,9 @@ func parseDrawing(t *testing.T, svg string) drawing {
 		id, dataID, class, body := html.UnescapeString(m[1]), html.UnescapeString(m[2]), m[4], m[5]
 		ids := []string{dataID}
 		if m[3] != "" {
-			ids = strings.Fields(html.UnescapeString(m[3]))
+			if err := json.Unmarshal([]byte(html.UnescapeString(m[3])), &ids); err != nil || len(ids) < 2 {
+				t.Fatalf("node %s: data-ids %q is not a JSON array of its ids: %v", id, m[3], err)
+			}
 			if ids[0] != dataID {
 				t.Errorf("node %s: data-ids %q does not start with its data-id", id, m[3])
 			}
@@ -170,5 +173,28 @@ func TestGraphvizCacheInUserDirectory(t *testing.T) {
 	}
 	if d := os.TempDir(); d == wasmcache.Dir {
 		t.Errorf("TMPDIR is still %s after the inits", d)
+	}
+}
+
+// tagIDs lists a merged box's ids as a JSON array, so ids with spaces (a
+// named netns may have them) and markup survive; other groups keep data-id.
+func TestTagIDsWritesEveryIDOfAMergedBox(t *testing.T) {
+	svg := `<g id="if:named:a b/v&amp;0" class="node veth ovs_port"><title>x</title></g>` +
+		`<g id="edge:1" class="edge ovs_port"><title>y</title></g>`
+	merged := topology.Merged{Nodes: map[string]string{"ovsport:br 0/v&0": "if:named:a b/v&0"}}
+	out := string(tagIDs([]byte(svg), merged))
+	m := regexp.MustCompile(`data-ids="([^"]*)"`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no data-ids in %s", out)
+	}
+	var ids []string
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &ids); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"if:named:a b/v&0", "ovsport:br 0/v&0"}; strings.Join(ids, "|") != strings.Join(want, "|") {
+		t.Errorf("data-ids %q, want %q", ids, want)
+	}
+	if strings.Count(out, "data-ids") != 1 || !strings.Contains(out, `<g id="edge:1" data-id="edge:1" class="edge`) {
+		t.Errorf("edge not tagged alone: %s", out)
 	}
 }

@@ -52,8 +52,8 @@
         graph.querySelectorAll("g.node[data-id], g.edge[data-id]").forEach(function (g) {
           var item = { g: g, title: g.querySelector("title"), label: null, painted: -1 };
           // A node others are drawn in (an OVS port in its interface's box)
-          // lists them all in data-ids.
-          (g.dataset.ids || g.dataset.id).split(" ").forEach(function (id) { byID[id] = item; });
+          // lists them all in data-ids, a JSON array (ids may hold spaces).
+          (g.dataset.ids ? JSON.parse(g.dataset.ids) : [g.dataset.id]).forEach(function (id) { byID[id] = item; });
         });
         layout = key;
       });
