@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"math"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tangfeixiong/nta/internal/testenv"
 
 	"github.com/gopacket/gopacket/layers"
 	dto "github.com/prometheus/client_model/go"
@@ -143,13 +144,8 @@ func parseText(t *testing.T, text string) map[string]*dto.MetricFamily {
 // TestWriteTextPromtool lints the fast path's output with promtool, as
 // Prometheus itself would parse it.
 func TestWriteTextPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not found; it is required in CI")
-		}
-		t.Skip("promtool not installed")
-	}
+	testenv.RequireCommand(t, "promtool", "Debian package prometheus; scripts/lab-up.sh installs it")
+	const promtool = "promtool"
 	fast, _ := renderFast(t, textTestAggregator(t, flowagg.GranularityFull), textTestResolver)
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(fast)

@@ -196,28 +196,18 @@ const (
 // datagram of a dump; the dump's end (NLMSG_DONE) and errors (NLMSG_ERROR,
 // or DONE carrying one) end the walk, the latter as an error.
 func eachEntry(dgram []byte, fn func(payload []byte) error) error {
-	for b := dgram; len(b) >= nlmsgHeaderLen; {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < nlmsgHeaderLen || l > len(b) {
-			return fmt.Errorf("conntrack dump: malformed netlink message (length %d of %d bytes left)", l, len(b))
-		}
-		switch typ := binary.NativeEndian.Uint16(b[4:]); typ {
-		case nlmsgDone, nlmsgError:
-			_, err := endOfDump(b[:l])
-			return err
-		default:
-			if err := fn(b[nlmsgHeaderLen:l]); err != nil {
-				return err
-			}
-		}
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return nil
+	_, err := walkDatagram(dgram, fn)
+	return err
 }
 
-// endOfDump reports whether a datagram ends the dump (its last message is
-// NLMSG_DONE or NLMSG_ERROR) and the error it carries, if any.
-func endOfDump(dgram []byte) (bool, error) {
+// endOfDump reports whether a datagram ends the dump (it holds NLMSG_DONE
+// or NLMSG_ERROR) and the error it carries, if any.
+func endOfDump(dgram []byte) (bool, error) { return walkDatagram(dgram, nil) }
+
+// walkDatagram walks the netlink messages of a datagram, calling entry (if
+// not nil) with each conntrack message's payload, up to the end of the dump:
+// NLMSG_DONE or NLMSG_ERROR, whose negative errno is the dump's error.
+func walkDatagram(dgram []byte, entry func(payload []byte) error) (end bool, err error) {
 	for b := dgram; len(b) >= nlmsgHeaderLen; {
 		l := int(binary.NativeEndian.Uint32(b))
 		if l < nlmsgHeaderLen || l > len(b) {
@@ -233,6 +223,12 @@ func endOfDump(dgram []byte) (bool, error) {
 				return true, fmt.Errorf("conntrack dump: %w", unix.Errno(-code))
 			}
 			return true, nil
+		default:
+			if entry != nil {
+				if err := entry(b[nlmsgHeaderLen:l]); err != nil {
+					return false, err
+				}
+			}
 		}
 		b = b[min((l+3)&^3, len(b)):]
 	}

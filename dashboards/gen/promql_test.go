@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tangfeixiong/nta/internal/testenv"
+
 	"github.com/tangfeixiong/nta/dockerview"
 	"github.com/tangfeixiong/nta/topology"
 )
@@ -17,13 +19,8 @@ import (
 // address-less binding: each lands on the node id topology writes for that
 // binding (brackets for IPv6, "*" without address), with the exact rate.
 func TestPublishedPortStatsReachTheirNodes(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not found; it is required in CI (scripts/lab-up.sh installs it)")
-		}
-		t.Skip("promtool not installed")
-	}
+	testenv.RequireCommand(t, "promtool", "Debian package prometheus; scripts/lab-up.sh installs it")
+	const promtool = "promtool"
 	bindings := []struct {
 		hostIP string
 		rate   int // bytes/s received; twice that transmitted
