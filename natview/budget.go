@@ -36,10 +36,8 @@ func (p *peerAgg) add(orig, reply Counters) {
 	if p.group.egress {
 		in, out = reply, orig
 	}
-	p.rx.Bytes += in.Bytes
-	p.rx.Packets += in.Packets
-	p.tx.Bytes += out.Bytes
-	p.tx.Packets += out.Packets
+	p.rx.add(in)
+	p.tx.add(out)
 }
 
 func (p *peerAgg) size() uint64 { return p.rx.Bytes + p.tx.Bytes }
@@ -48,10 +46,8 @@ func (p *peerAgg) size() uint64 { return p.rx.Bytes + p.tx.Bytes }
 func (p *peerAgg) merge(q *peerAgg) {
 	p.opened += q.opened
 	p.openNow += q.openNow
-	p.rx.Bytes += q.rx.Bytes
-	p.rx.Packets += q.rx.Packets
-	p.tx.Bytes += q.tx.Bytes
-	p.tx.Packets += q.tx.Packets
+	p.rx.add(q.rx)
+	p.tx.add(q.tx)
 }
 
 type peerKey struct {
@@ -180,8 +176,6 @@ func seriesOf(ct Container, p *peerAgg) Series {
 func (s *Series) add(x Series) {
 	s.Opened += x.Opened
 	s.Open += x.Open
-	s.Received.Bytes += x.Received.Bytes
-	s.Received.Packets += x.Received.Packets
-	s.Transmitted.Bytes += x.Transmitted.Bytes
-	s.Transmitted.Packets += x.Transmitted.Packets
+	s.Received.add(x.Received)
+	s.Transmitted.add(x.Transmitted)
 }

@@ -92,6 +92,11 @@ type Counters struct {
 	Bytes, Packets uint64
 }
 
+func (c *Counters) add(d Counters) {
+	c.Bytes += d.Bytes
+	c.Packets += d.Packets
+}
+
 // Series is one exported group of connections: a container, direction,
 // protocol, published port (ingress) and peer.
 type Series struct {

@@ -39,6 +39,18 @@ func (g *Graph) index() *index {
 }
 
 // peerOf returns the other end of id's veth, "" when none.
+// targets are the sorted targets of id's edges of a kind.
+func (ix *index) targets(id, kind string) []string {
+	var out []string
+	for _, e := range ix.out[id] {
+		if e.Kind == kind {
+			out = append(out, e.Target)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (ix *index) peerOf(id string) string {
 	for _, e := range ix.out[id] {
 		if e.Kind == EdgeVeth {
@@ -163,13 +175,7 @@ func (g *Graph) WriteText(w io.Writer) error {
 			continue
 		}
 		b.WriteString(fmt.Sprintf("vm %s [%s]\n", n.Title, n.Subtitle))
-		var nics []string
-		for _, e := range ix.out[n.ID] {
-			if e.Kind == EdgeVMNIC {
-				nics = append(nics, e.Target)
-			}
-		}
-		sort.Strings(nics)
+		nics := ix.targets(n.ID, EdgeVMNIC)
 		for i, id := range nics {
 			branch := "├─ "
 			if i == len(nics)-1 {
@@ -220,26 +226,14 @@ func (g *Graph) writeOVS(b *strings.Builder, ix *index) {
 			continue
 		}
 		fmt.Fprintf(b, "ovs bridge %s [%s]\n", n.Title, n.Subtitle)
-		var ports []string
-		for _, e := range ix.out[n.ID] {
-			if e.Kind == EdgeOVSPort {
-				ports = append(ports, e.Target)
-			}
-		}
-		sort.Strings(ports)
+		ports := ix.targets(n.ID, EdgeOVSPort)
 		for i, pid := range ports {
 			branch, cont := "├─ ", "│  "
 			if i == len(ports)-1 {
 				branch, cont = "└─ ", "   "
 			}
 			p := ix.byID[pid]
-			var ifaces []string
-			for _, e := range ix.out[pid] {
-				if e.Kind == EdgeOVSInterface {
-					ifaces = append(ifaces, e.Target)
-				}
-			}
-			sort.Strings(ifaces)
+			ifaces := ix.targets(pid, EdgeOVSInterface)
 			line := fmt.Sprintf("port %s [%s]", p.Title, p.Subtitle)
 			if len(ifaces) == 1 && ix.byID[ifaces[0]].Title == p.Title {
 				b.WriteString("    " + branch + line + ": " + ix.ovsIface(ifaces[0]) + "\n")
